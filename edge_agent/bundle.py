@@ -1,0 +1,67 @@
+"""Reading a model bundle directory: manifest validated and model hash verified before any parsing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from edge_agent.errors import BundleError, describe_validation_error
+from edge_agent.manifest import Manifest
+
+MANIFEST_FILE = "manifest.json"
+MODEL_FILE = "model.tflite"
+TFLITE_IDENTIFIER = b"TFL3"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: Manifest
+    model: bytes
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_manifest(path: Path) -> Manifest:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BundleError(f"{path}: manifest not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path}: cannot read manifest ({exc})") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise BundleError(describe_validation_error(exc, str(path))) from None
+
+
+def read_bundle(path: str | Path) -> Bundle:
+    """Load and verify a bundle; the model bytes are only trusted once their hash matches."""
+    root = Path(path)
+    if not root.is_dir():
+        raise BundleError(f"{root}: bundle directory not found")
+    manifest = read_manifest(root / MANIFEST_FILE)
+    model_path = root / MODEL_FILE
+    try:
+        model = model_path.read_bytes()
+    except FileNotFoundError:
+        raise BundleError(f"{model_path}: model file not found") from None
+    actual = sha256_hex(model)
+    if actual != manifest.model_sha256:
+        raise BundleError(
+            f"{model_path}: sha256 {actual[:16]}... does not match manifest model_sha256 "
+            f"{manifest.model_sha256[:16]}... (file truncated, corrupt or replaced)"
+        )
+    if model[4:8] != TFLITE_IDENTIFIER:
+        raise BundleError(f"{model_path}: not a TFLite flatbuffer (identifier {model[4:8]!r})")
+    return Bundle(path=root, manifest=manifest, model=model)

@@ -1,0 +1,182 @@
+"""The feature pipeline declared as data, so a manifest can carry it and both sides run it.
+
+A pipeline is an ordered list of steps; each maps a 2-D array to a 2-D array, except
+`flatten`, which gives 1-D. The first input is one window of shape (time, channels).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from edge_agent.frontend import features
+
+FloatArray = Union[list[float], list[list[float]]]  # noqa: UP007 - 1-D per channel, 2-D per element
+
+
+class _StepBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Standardize(_StepBase):
+    """(x - mean) / std with arrays broadcast against the step's input (per channel or per element)."""
+
+    op: Literal["standardize"] = "standardize"
+    mean: FloatArray
+    std: FloatArray
+
+    @model_validator(mode="after")
+    def _check(self) -> Standardize:
+        mean, std = np.asarray(self.mean, dtype=np.float64), np.asarray(self.std, dtype=np.float64)
+        if mean.shape != std.shape:
+            raise ValueError(f"mean shape {mean.shape} differs from std shape {std.shape}")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+            raise ValueError("mean must be finite and std finite and > 0")
+        return self
+
+    def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
+        return (x - np.asarray(self.mean, dtype=np.float64)) / np.asarray(self.std, dtype=np.float64)
+
+
+class RemoveMean(_StepBase):
+    """Subtract each channel's mean over the window (sensor DC offset, gravity)."""
+
+    op: Literal["remove_mean"] = "remove_mean"
+
+    def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
+        return x - x.mean(axis=0)
+
+
+class Stats(_StepBase):
+    """Time-domain statistics per channel: rows in the order of `names`."""
+
+    op: Literal["stats"] = "stats"
+    names: tuple[Literal["rms", "peak", "crest", "kurtosis", "mean", "std"], ...] = (
+        "rms",
+        "peak",
+        "crest",
+        "kurtosis",
+    )
+
+    def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
+        return features.stats(x, self.names)
+
+
+class _Bands(_StepBase):
+    n_bands: int = Field(ge=1, le=4096)
+    f_min: float = Field(ge=0)
+    f_max: float = Field(gt=0)
+    spacing: features.Spacing = "linear"
+    log: bool = True
+
+    @model_validator(mode="after")
+    def _check_range(self) -> _Bands:
+        if self.f_max <= self.f_min:
+            raise ValueError(f"f_max ({self.f_max}) must exceed f_min ({self.f_min})")
+        if self.spacing == "log" and self.f_min <= 0:
+            raise ValueError("log spacing needs f_min > 0")
+        return self
+
+
+def _require_rate(sample_rate_hz: float | None, op: str) -> float:
+    if sample_rate_hz is None:
+        raise ValueError(f"step '{op}' needs input.sample_rate_hz")
+    return sample_rate_hz
+
+
+class SpectrumBands(_Bands):
+    """Log band energies of the Hann-windowed power spectrum, shape (n_bands, channels)."""
+
+    op: Literal["spectrum_bands"] = "spectrum_bands"
+
+    def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
+        rate = _require_rate(sample_rate_hz, self.op)
+        return features.spectrum_bands(
+            x, rate, self.n_bands, self.f_min, self.f_max, self.spacing, self.log
+        )
+
+
+class EnvelopeBands(_Bands):
+    """Band energies of the envelope spectrum of the band `carrier_hz` (bearing defects)."""
+
+    op: Literal["envelope_bands"] = "envelope_bands"
+    carrier_hz: tuple[float, float]
+
+    @field_validator("carrier_hz")
+    @classmethod
+    def _carrier_ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] < value[1]:
+            raise ValueError(f"carrier_hz must be [low, high] with 0 < low < high, got {value}")
+        return value
+
+    def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
+        rate = _require_rate(sample_rate_hz, self.op)
+        return features.envelope_bands(
+            x, rate, self.carrier_hz, self.n_bands, self.f_min, self.f_max, self.spacing, self.log
+        )
+
+
+class Flatten(_StepBase):
+    """Row-major flatten to a 1-D feature vector (for dense models)."""
+
+    op: Literal["flatten"] = "flatten"
+
+    def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
+        return x.reshape(-1)
+
+
+class Concat(_StepBase):
+    """Run several branches on the same input and join them.
+
+    `axis="channels"` stacks (rows, c_i) outputs side by side (rows must agree);
+    `axis="flat"` flattens each branch and joins the vectors.
+    """
+
+    op: Literal["concat"] = "concat"
+    axis: Literal["channels", "flat"]
+    branches: list[list[Step]] = Field(min_length=1)
+
+    def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
+        outputs = [run_steps(branch, x, sample_rate_hz) for branch in self.branches]
+        if self.axis == "flat":
+            return np.concatenate([out.reshape(-1) for out in outputs])
+        rows = {out.shape[0] for out in outputs}
+        if len(rows) != 1 or any(out.ndim != 2 for out in outputs):
+            shapes = [out.shape for out in outputs]
+            raise ValueError(f"concat axis='channels' needs 2-D branches with equal rows, got {shapes}")
+        return np.concatenate(outputs, axis=1)
+
+
+Step = Annotated[
+    Union[Standardize, RemoveMean, Stats, SpectrumBands, EnvelopeBands, Flatten, Concat],  # noqa: UP007
+    Field(discriminator="op"),
+]
+Concat.model_rebuild()
+
+
+def run_steps(steps: list[Step], x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
+    for step in steps:
+        x = step.apply(x, sample_rate_hz)
+    return x
+
+
+class FeaturePipeline:
+    """Turns one window (time, channels) into the float32 model input, identically on both sides."""
+
+    def __init__(self, steps: list[Step], sample_rate_hz: float | None) -> None:
+        self.steps = list(steps)
+        self.sample_rate_hz = sample_rate_hz
+
+    def __call__(self, window: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(window, dtype=np.float64)
+        return run_steps(self.steps, x, self.sample_rate_hz).astype(np.float32)
+
+    def batch(self, windows: np.ndarray) -> np.ndarray:
+        """Apply to each window in turn (not vectorised, so results equal the streaming path's)."""
+        return np.stack([self(w) for w in windows])
+
+    def output_shape(self, window: int, n_channels: int) -> tuple[int, ...]:
+        """Shape of the features for a window, found by running the steps on zeros."""
+        return self(np.zeros((window, n_channels))).shape

@@ -1,0 +1,84 @@
+"""A loaded, verified model: floats in, floats out, whichever interpreter runs it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent.bundle import Bundle, read_bundle
+from edge_agent.errors import BundleError
+from edge_agent.manifest import Manifest
+from edge_agent.runtime.adapter import dequantize, quantize, spec_mismatches, tensor_spec
+from edge_agent.runtime.backends import BackendChoice, resolve_interpreter
+
+
+class ModelRunner:
+    """One interpreter for one bundle, checked against its manifest when it is built."""
+
+    def __init__(self, bundle: Bundle, backend: BackendChoice = "auto", num_threads: int = 1) -> None:
+        self.bundle = bundle
+        self.backend, interpreter_class = resolve_interpreter(backend)
+        model_path = bundle.path / "model.tflite"
+        try:
+            self._interpreter = interpreter_class(
+                model_content=bundle.model, num_threads=num_threads
+            )
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise BundleError(f"{model_path}: {self.backend} cannot load the model ({exc})") from None
+        inputs = self._interpreter.get_input_details()
+        outputs = self._interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise BundleError(
+                f"{model_path}: expected one input and one output tensor, "
+                f"found {len(inputs)} and {len(outputs)}"
+            )
+        self.input_spec = tensor_spec(inputs[0])
+        self.output_spec = tensor_spec(outputs[0])
+        problems = [
+            f"{name} tensor {problem}"
+            for name, expected, actual in (
+                ("input", bundle.manifest.tensors.input, self.input_spec),
+                ("output", bundle.manifest.tensors.output, self.output_spec),
+            )
+            for problem in spec_mismatches(expected, actual)
+        ]
+        if problems:
+            raise BundleError(f"{model_path}: manifest disagrees with model: " + "; ".join(problems))
+        self._input_index = inputs[0]["index"]
+        self._output_index = outputs[0]["index"]
+        self._input_shape = tuple(self.input_spec.shape)
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.bundle.manifest
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Run one example (model input without the batch axis) and return the float output row."""
+        batch = np.asarray(features, dtype=np.float32).reshape(self._input_shape)
+        self._interpreter.set_tensor(self._input_index, quantize(batch, self.input_spec))
+        self._interpreter.invoke()
+        return dequantize(self._interpreter.get_tensor(self._output_index), self.output_spec)[0]
+
+    def predict_many(self, features: np.ndarray) -> np.ndarray:
+        return np.stack([self.predict(row) for row in features])
+
+    def smoke_test(self) -> float:
+        """Run the manifest's golden example; raise if the output drifted. Returns the max error."""
+        golden = self.manifest.golden
+        got = self.predict(np.asarray(golden.input, dtype=np.float32))
+        error = float(np.max(np.abs(got - np.asarray(golden.output, dtype=np.float32))))
+        if not error <= golden.atol:
+            raise BundleError(
+                f"{self.bundle.path}: golden smoke test failed on {self.backend}: "
+                f"max error {error:.6g} > atol {golden.atol:.6g}"
+            )
+        return error
+
+
+def load_model(path: str | Path, backend: BackendChoice = "auto", num_threads: int = 1) -> ModelRunner:
+    """Read, verify, load and smoke-test a bundle."""
+    runner = ModelRunner(read_bundle(path), backend=backend, num_threads=num_threads)
+    runner.smoke_test()
+    return runner

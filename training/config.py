@@ -1,0 +1,161 @@
+"""Experiment configuration: one TOML file per model, validated strictly (unknown keys are errors)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge_agent.errors import ConfigError, describe_validation_error
+from edge_agent.frontend.pipeline import Step
+from edge_agent.manifest import Identifier, SemVer
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+SpeedRange = tuple[float, float]
+
+
+class SyntheticVibrationData(Strict):
+    """Generated with edge_agent.sim.vibration; test records use unseen seeds and shaft speeds."""
+
+    kind: Literal["synthetic_vibration"]
+    sample_rate_hz: float = Field(default=25600.0, gt=0)
+    faults: list[str] = Field(
+        default=[
+            "healthy", "imbalance", "misalignment", "looseness",
+            "bearing_outer", "bearing_inner", "bearing_ball",
+        ],
+        min_length=2,
+    )
+    records_per_class: int = Field(default=200, ge=2)
+    test_records_per_class: int = Field(default=100, ge=1)
+    windows_per_record: int = Field(default=2, ge=1)
+    validation_fraction: float = Field(default=0.2, gt=0, lt=1)
+    train_speeds_hz: list[SpeedRange] = [(15.0, 20.0), (25.0, 30.0), (35.0, 40.0), (45.0, 50.0)]
+    test_speeds_hz: list[SpeedRange] = [(20.0, 25.0), (30.0, 35.0), (40.0, 45.0)]
+
+
+class CmapssData(Strict):
+    kind: Literal["cmapss"]
+    directory: Path
+    subset: Literal["FD001", "FD002", "FD003", "FD004"] = "FD001"
+    validation_fraction: float = Field(default=0.2, gt=0, lt=1)
+
+
+class TableData(Strict):
+    """Bring your own data: CSV or NPZ files of timestamped multichannel samples."""
+
+    kind: Literal["table"]
+    train: Path
+    test: Path | None = Field(default=None, description="Held-out file; else split from train.")
+    channels: list[str] = Field(min_length=1)
+    time_column: str | None = "ts"
+    sample_rate_hz: float | None = Field(default=None, gt=0)
+    label_column: str | None = None
+    normal_label: str = "normal"
+    unit_column: str | None = None
+    cycle_column: str | None = None
+    rul_column: str | None = None
+    validation_fraction: float = Field(default=0.2, gt=0, lt=1)
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+
+
+DatasetConfig = Annotated[
+    Union[SyntheticVibrationData, CmapssData, TableData], Field(discriminator="kind")  # noqa: UP007
+]
+
+
+class InputConfig(Strict):
+    window: int = Field(ge=1)
+    hop: int = Field(ge=1)
+    normalise: Literal["channels", "features", "none"] = Field(
+        description="Append a standardize step fitted on training data: per input channel "
+        "(before the features) or per feature element (after them)."
+    )
+    features: list[Step] = []
+
+
+class ModelConfig(Strict):
+    architecture: Literal["cnn1d_classifier", "dense_autoencoder", "cnn1d_regressor"]
+    filters: list[int] = [32, 64, 64]
+    kernel_size: int = Field(default=5, ge=1)
+    dense_units: list[int] = [64]
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    ensemble: int = Field(default=1, ge=1, le=8, description="Averaged sub-networks in one graph.")
+    epochs: int = Field(default=50, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    patience: int = Field(default=10, ge=1, description="Early stopping on validation loss.")
+
+
+class QuantizationConfig(Strict):
+    representative_examples: int = Field(default=500, ge=10)
+
+
+class OutputConfig(Strict):
+    rul_cap: float = Field(default=125.0, gt=0)
+    rul_units: Literal["cycles", "hours", "days"] = "cycles"
+    threshold_quantile: float = Field(default=0.995, gt=0, lt=1)
+
+
+class TrainConfig(Strict):
+    name: Identifier
+    version: SemVer = "1.0.0"
+    task: Literal["classification", "anomaly", "rul"]
+    description: str = ""
+    seed: int = 0
+    dataset: DatasetConfig
+    input: InputConfig
+    model: ModelConfig
+    quantization: QuantizationConfig = QuantizationConfig()
+    output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _task_fits(self) -> TrainConfig:
+        wanted = {
+            "classification": "cnn1d_classifier",
+            "anomaly": "dense_autoencoder",
+            "rul": "cnn1d_regressor",
+        }[self.task]
+        if self.model.architecture != wanted:
+            raise ValueError(f"task '{self.task}' needs model.architecture = '{wanted}'")
+        if self.dataset.kind == "cmapss" and self.task != "rul":
+            raise ValueError("the cmapss dataset only supports task = 'rul'")
+        if self.dataset.kind == "synthetic_vibration" and self.task == "rul":
+            raise ValueError("the synthetic_vibration dataset supports classification or anomaly")
+        return self
+
+
+def load_config(path: str | Path) -> tuple[TrainConfig, str]:
+    """Parse and validate a config file; relative dataset paths are resolved against its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        config = TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, str(path))) from None
+    return _resolve_paths(config, path.parent), text
+
+
+def _resolve_paths(config: TrainConfig, base: Path) -> TrainConfig:
+    data = config.dataset
+    updates = {
+        field: (base / value) if not value.is_absolute() else value
+        for field in ("directory", "train", "test")
+        if isinstance(value := getattr(data, field, None), Path)
+    }
+    if not updates:
+        return config
+    return config.model_copy(update={"dataset": data.model_copy(update=updates)})

@@ -1,0 +1,248 @@
+"""Bring your own data: CSV or NPZ files of multichannel samples with a label, normal-only, or RUL.
+
+Samples are split chronologically inside each contiguous segment (same label, no time gap), and
+each part is windowed on its own, so no window straddles train, validation and test.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent.errors import DataError
+from edge_agent.frontend.windowing import last_window, sliding_windows
+from training.config import TableData
+from training.datasets.base import Split, TaskData
+
+Columns = dict[str, np.ndarray]
+
+
+def read_columns(path: Path, numeric: list[str], text: list[str]) -> Columns:
+    """Read the named columns from a CSV (header row) or NPZ file, checking every value."""
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    if path.suffix.lower() == ".npz":
+        return _read_npz(path, numeric, text)
+    return _read_csv(path, numeric, text)
+
+
+def _read_csv(path: Path, numeric: list[str], text: list[str]) -> Columns:
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise DataError(path, "file is empty")
+        header = [name.strip() for name in header]
+        missing = [c for c in numeric + text if c not in header]
+        if missing:
+            raise DataError(path, f"missing column(s) {missing}; header has {header}", line=1)
+        index = {name: header.index(name) for name in numeric + text}
+        values: dict[str, list] = {name: [] for name in numeric + text}
+        for line_no, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise DataError(path, f"{len(row)} fields, header has {len(header)}", line=line_no)
+            for name in numeric:
+                raw = row[index[name]].strip()
+                try:
+                    number = float(raw)
+                except ValueError:
+                    raise DataError(path, f"column '{name}': {raw!r} is not a number",
+                                    line=line_no) from None
+                if not math.isfinite(number):
+                    raise DataError(path, f"column '{name}': {raw!r} is not finite", line=line_no)
+                values[name].append(number)
+            for name in text:
+                values[name].append(row[index[name]].strip())
+    if not values[(numeric + text)[0]]:
+        raise DataError(path, "no data rows")
+    return {name: np.asarray(v, dtype=np.float64 if name in numeric else str)
+            for name, v in values.items()}
+
+
+def _read_npz(path: Path, numeric: list[str], text: list[str]) -> Columns:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(path, f"not a readable NPZ archive ({exc})") from None
+    missing = [c for c in numeric + text if c not in archive.files]
+    if missing:
+        raise DataError(path, f"missing array(s) {missing}; archive has {archive.files}")
+    out: Columns = {}
+    lengths = set()
+    for name in numeric:
+        array = archive[name]
+        if array.ndim != 1 or array.dtype.kind not in "iuf":
+            raise DataError(path, f"array '{name}' must be 1-D numeric, got {array.dtype}{array.shape}")
+        bad = np.flatnonzero(~np.isfinite(array))
+        if bad.size:
+            raise DataError(path, f"array '{name}' has a non-finite value at index {bad[0]}")
+        out[name] = array.astype(np.float64)
+        lengths.add(array.shape[0])
+    for name in text:
+        out[name] = archive[name].astype(str)
+        lengths.add(out[name].shape[0])
+    if len(lengths) != 1:
+        raise DataError(path, f"arrays have different lengths {sorted(lengths)}")
+    if 0 in lengths:
+        raise DataError(path, "no data rows")
+    return out
+
+
+def _sample_rate(data: TableData, columns: Columns, path: Path) -> float | None:
+    if data.sample_rate_hz is not None or data.time_column is None:
+        return data.sample_rate_hz
+    steps = np.diff(columns[data.time_column])
+    if steps.size == 0 or np.median(steps) <= 0:
+        raise DataError(path, f"column '{data.time_column}' must increase to infer the sample rate")
+    return float(1.0 / np.median(steps))
+
+
+def _segments(columns: Columns, data: TableData, rate: float | None, key: str | None) -> list[slice]:
+    """Contiguous runs with one value of `key` and no time gap longer than 1.5 sample periods."""
+    n = len(columns[data.channels[0]])
+    breaks = np.zeros(n, dtype=bool)
+    if key is not None:
+        breaks[1:] |= columns[key][1:] != columns[key][:-1]
+    if data.time_column is not None and rate is not None:
+        breaks[1:] |= np.diff(columns[data.time_column]) > 1.5 / rate
+    starts = [0, *np.flatnonzero(breaks).tolist(), n]
+    return [slice(a, b) for a, b in zip(starts[:-1], starts[1:]) if b > a]
+
+
+def _chronological(segment: slice, fractions: tuple[float, float]) -> tuple[slice, slice, slice]:
+    length = segment.stop - segment.start
+    a = segment.start + round(length * (1 - sum(fractions)))
+    b = a + round(length * fractions[0])
+    return slice(segment.start, a), slice(a, b), slice(b, segment.stop)
+
+
+def _fingerprint(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def build(data: TableData, task: str, window: int, hop: int, rul_cap: float) -> TaskData:
+    if task == "rul":
+        return _build_rul(data, window, hop, rul_cap)
+    if data.label_column is None:
+        if task == "classification":
+            raise DataError(data.train, "classification needs dataset.label_column")
+    text = [data.label_column] if data.label_column else []
+    numeric = list(data.channels) + ([data.time_column] if data.time_column else [])
+    train_cols = read_columns(data.train, numeric, text)
+    rate = _sample_rate(data, train_cols, data.train)
+    test_cols = read_columns(data.test, numeric, text) if data.test else None
+    split_off_test = test_cols is None
+    fractions = (data.validation_fraction, data.test_fraction if split_off_test else 0.0)
+
+    parts: dict[str, list[tuple[np.ndarray, str]]] = {"train": [], "val": [], "test": []}
+    for segment in _segments(train_cols, data, rate, data.label_column):
+        tag = str(train_cols[data.label_column][segment.start]) if data.label_column else "normal"
+        samples = np.stack([train_cols[c][segment] for c in data.channels], axis=1)
+        if task == "anomaly" and tag != data.normal_label:
+            # Anomaly models never train on faults: they only serve as test examples.
+            if split_off_test:
+                parts["test"].append((samples, tag))
+            continue
+        for name, part in zip(("train", "val", "test"), _chronological(
+                slice(0, samples.shape[0]), fractions)):
+            parts[name].append((samples[part], tag))
+    if test_cols is not None:
+        for segment in _segments(test_cols, data, rate, data.label_column):
+            tag = str(test_cols[data.label_column][segment.start]) if data.label_column else "normal"
+            parts["test"].append((np.stack([test_cols[c][segment] for c in data.channels], 1), tag))
+
+    labels = sorted({tag for _, tag in parts["train"]}) if task == "classification" else None
+
+    def windows_of(name: str) -> Split:
+        chunks, tags = [], []
+        for samples, tag in parts[name]:
+            w = sliding_windows(samples, window, hop)
+            chunks.append(w)
+            tags += [tag] * len(w)
+        if not tags:
+            raise DataError(data.train, f"no complete {window}-sample window for the {name} split")
+        if labels is not None:
+            unknown = sorted(set(tags) - set(labels))
+            if unknown:
+                raise DataError(data.test or data.train, f"labels {unknown} not in training data")
+            targets = np.array([labels.index(t) for t in tags])
+        else:
+            targets = np.array([int(t != data.normal_label) for t in tags])
+        return Split(np.concatenate(chunks).astype(np.float32), targets, tags)
+
+    train = windows_of("train")
+    return TaskData(
+        name=data.train.name,
+        fingerprint=_fingerprint([p for p in (data.train, data.test) if p is not None]),
+        channels=list(data.channels),
+        sample_rate_hz=rate,
+        train=train,
+        val=windows_of("val"),
+        test=windows_of("test"),
+        train_rows=np.concatenate([s for s, _ in parts["train"]]),
+        test_description=str(data.test) if data.test else f"last {data.test_fraction:.0%} of {data.train}",
+        labels=labels,
+    )
+
+
+def _build_rul(data: TableData, window: int, hop: int, rul_cap: float) -> TaskData:
+    needed = {"unit_column": data.unit_column, "rul_column": data.rul_column}
+    missing = [key for key, value in needed.items() if value is None]
+    if missing:
+        raise DataError(data.train, f"rul needs dataset.{' and dataset.'.join(missing)}")
+    if data.test is None:
+        raise DataError(data.train, "rul needs a dataset.test file of units cut before failure")
+    numeric = [*data.channels, data.unit_column, data.rul_column]  # type: ignore[list-item]
+    train_cols = read_columns(data.train, numeric, [])
+    test_cols = read_columns(data.test, numeric, [])
+
+    def units(columns: Columns, path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+        out = []
+        for unit in np.unique(columns[data.unit_column]):
+            rows = columns[data.unit_column] == unit
+            samples = np.stack([columns[c][rows] for c in data.channels], axis=1)
+            out.append((samples, columns[data.rul_column][rows]))
+        return out
+
+    train_units = units(train_cols, data.train)
+    rng = np.random.default_rng(0)
+    is_val = rng.random(len(train_units)) < data.validation_fraction
+    if is_val.all() or not is_val.any():
+        is_val = np.arange(len(train_units)) == 0
+
+    def windowed(selected: list) -> Split:
+        chunks, targets = [], []
+        for samples, rul in selected:
+            w = sliding_windows(samples, window, hop)
+            chunks.append(w)
+            targets.append(np.minimum(rul[window - 1 :: hop][: len(w)], rul_cap))
+        if not chunks or sum(len(c) for c in chunks) == 0:
+            raise DataError(data.train, f"no unit has {window} rows for a complete window")
+        return Split(np.concatenate(chunks).astype(np.float32), np.concatenate(targets))
+
+    train_sel = [u for u, v in zip(train_units, is_val) if not v]
+    test_units = units(test_cols, data.test)
+    test = Split(
+        np.stack([last_window(s, window) for s, _ in test_units]).astype(np.float32),
+        np.array([rul[-1] for _, rul in test_units]),
+    )
+    return TaskData(
+        name=data.train.name,
+        fingerprint=_fingerprint([data.train, data.test]),
+        channels=list(data.channels),
+        sample_rate_hz=None,
+        train=windowed(train_sel),
+        val=windowed([u for u, v in zip(train_units, is_val) if v]),
+        test=test,
+        train_rows=np.concatenate([s for s, _ in train_sel]),
+        test_description=f"last window of each unit in {data.test}",
+    )

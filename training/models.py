@@ -1,0 +1,58 @@
+"""Keras architectures built only from ops that TFLite quantizes fully to int8 (Conv1D, Dense,
+pooling, ReLU, softmax, add/average), sized for a Raspberry Pi CPU."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from training.config import ModelConfig
+
+
+def _conv_stack(x: keras.KerasTensor, config: ModelConfig, pool: bool) -> keras.KerasTensor:
+    for filters in config.filters:
+        x = layers.Conv1D(filters, config.kernel_size, padding="same", activation="relu")(x)
+        if pool:
+            x = layers.MaxPooling1D(2)(x)
+    return x
+
+
+def cnn1d_classifier(input_shape: tuple[int, ...], n_classes: int, config: ModelConfig) -> keras.Model:
+    """Conv blocks over the spectral axis, global average pooling, softmax."""
+    inputs = keras.Input(shape=input_shape)
+    x = _conv_stack(inputs, config, pool=True)
+    x = layers.GlobalAveragePooling1D()(x)
+    for units in config.dense_units:
+        x = layers.Dense(units, activation="relu")(x)
+        if config.dropout:
+            x = layers.Dropout(config.dropout)(x)
+    outputs = layers.Dense(n_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="cnn1d_classifier")
+
+
+def dense_autoencoder(input_shape: tuple[int, ...], config: ModelConfig) -> keras.Model:
+    """Symmetric dense autoencoder; `dense_units` lists the encoder widths down to the bottleneck."""
+    inputs = keras.Input(shape=input_shape)
+    x = inputs
+    for units in config.dense_units:
+        x = layers.Dense(units, activation="relu")(x)
+    for units in reversed(config.dense_units[:-1]):
+        x = layers.Dense(units, activation="relu")(x)
+    outputs = layers.Dense(input_shape[0])(x)
+    return keras.Model(inputs, outputs, name="dense_autoencoder")
+
+
+def cnn1d_regressor(input_shape: tuple[int, ...], config: ModelConfig) -> keras.Model:
+    """Temporal conv stack and a dense head; `ensemble` sub-networks are averaged in one graph."""
+    inputs = keras.Input(shape=input_shape)
+    heads = []
+    for _ in range(config.ensemble):
+        x = _conv_stack(inputs, config, pool=False)
+        x = layers.Flatten()(x)
+        for units in config.dense_units:
+            x = layers.Dense(units, activation="relu")(x)
+            if config.dropout:
+                x = layers.Dropout(config.dropout)(x)
+        heads.append(layers.Dense(1)(x))
+    outputs = heads[0] if len(heads) == 1 else layers.Average()(heads)
+    return keras.Model(inputs, outputs, name="cnn1d_regressor")
