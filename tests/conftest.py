@@ -1,13 +1,19 @@
-"""Shared fixtures: where the committed data lives."""
+"""Shared fixtures: the C-MAPSS location, small bring-your-own-data files and real tiny bundles.
+
+Tiny bundles are really trained (a few epochs), converted to full int8 and verified on the
+interpreter, once per session, so every bundle test exercises real files.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY_RATE = 1000.0
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +23,155 @@ def cmapss_dir() -> Path:
     if not (directory / "train_FD001.txt").is_file():
         pytest.fail(f"C-MAPSS FD001 not found in {directory}; set CMAPSS_DIR")
     return directory
+
+
+def write_labelled_csv(path: Path, seed: int, seconds_per_label: float = 4.0) -> Path:
+    """Two machine states that differ in their dominant tone, 3 channels at 1 kHz, with a ts column."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    t0 = 1_700_000_000.0
+    n = int(seconds_per_label * TINY_RATE)
+    for index, (label, tone) in enumerate((("normal", 50.0), ("worn", 180.0)) * 2):
+        t = (index * n + np.arange(n)) / TINY_RATE
+        base = np.sin(2 * np.pi * tone * t)
+        noise = rng.normal(scale=0.3, size=(n, 3))
+        for i in range(n):
+            rows.append(f"{t0 + t[i]:.3f},{base[i] + noise[i, 0]:.5f},"
+                        f"{0.5 * base[i] + noise[i, 1]:.5f},{noise[i, 2]:.5f},{label}")
+    path.write_text("ts,ax,ay,az,label\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def write_rul_csv(path: Path, seed: int, units: int, truncate: bool) -> Path:
+    """Run-to-failure units whose two sensors drift as failure nears; test units stop early."""
+    rng = np.random.default_rng(seed)
+    lines = ["unit,cycle,s1,s2,rul"]
+    for unit in range(1, units + 1):
+        life = int(rng.integers(60, 120))
+        stop = int(rng.integers(30, life)) if truncate else life
+        for cycle in range(1, stop + 1):
+            wear = cycle / life
+            s1 = 5 * wear**2 + rng.normal(scale=0.1)
+            s2 = 100 - 8 * wear + rng.normal(scale=0.3)
+            lines.append(f"{unit},{cycle},{s1:.4f},{s2:.4f},{life - cycle}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+CLASSIFIER_TOML = """
+name = "tiny-classifier"
+task = "classification"
+seed = 3
+[dataset]
+kind = "table"
+train = "train.csv"
+test = "test.csv"
+channels = ["ax", "ay", "az"]
+label_column = "label"
+[input]
+window = 128
+hop = 64
+normalise = "features"
+[[input.features]]
+op = "remove_mean"
+[[input.features]]
+op = "spectrum_bands"
+n_bands = 16
+f_min = 0.0
+f_max = 500.0
+[model]
+architecture = "cnn1d_classifier"
+filters = [4]
+kernel_size = 3
+dense_units = []
+epochs = 3
+batch_size = 16
+"""
+
+ANOMALY_TOML = """
+name = "tiny-anomaly"
+task = "anomaly"
+seed = 4
+[dataset]
+kind = "table"
+train = "train.csv"
+channels = ["ax", "ay", "az"]
+label_column = "label"
+normal_label = "normal"
+[input]
+window = 128
+hop = 64
+normalise = "features"
+[[input.features]]
+op = "spectrum_bands"
+n_bands = 16
+f_min = 0.0
+f_max = 500.0
+[[input.features]]
+op = "flatten"
+[model]
+architecture = "dense_autoencoder"
+dense_units = [8]
+epochs = 5
+batch_size = 16
+[output]
+threshold_quantile = 0.9
+"""
+
+RUL_TOML = """
+name = "tiny-rul"
+task = "rul"
+seed = 5
+[dataset]
+kind = "table"
+train = "train.csv"
+test = "test.csv"
+channels = ["s1", "s2"]
+unit_column = "unit"
+rul_column = "rul"
+[input]
+window = 20
+hop = 2
+normalise = "channels"
+[model]
+architecture = "cnn1d_regressor"
+filters = [4]
+kernel_size = 3
+dense_units = [8]
+epochs = 3
+batch_size = 32
+[output]
+rul_cap = 60
+"""
+
+
+def make_project(folder: Path, task: str) -> Path:
+    """A folder with data files and a config for one task; returns the config path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if task == "rul":
+        write_rul_csv(folder / "train.csv", seed=1, units=12, truncate=False)
+        write_rul_csv(folder / "test.csv", seed=2, units=6, truncate=True)
+        text = RUL_TOML
+    else:
+        write_labelled_csv(folder / "train.csv", seed=1)
+        write_labelled_csv(folder / "test.csv", seed=2, seconds_per_label=2.0)
+        text = CLASSIFIER_TOML if task == "classification" else ANOMALY_TOML
+    config = folder / f"{task}.toml"
+    config.write_text(text)
+    return config
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One really trained, int8-converted and verified bundle per task (trained once)."""
+    from training.cli import main
+
+    root = tmp_path_factory.mktemp("tiny")
+    bundles = {}
+    for task in ("classification", "anomaly", "rul"):
+        config = make_project(root / task, task)
+        code = main(["train", str(config), "--models", str(root / "models"),
+                     "--reports", str(root / "reports")])
+        assert code == 0
+        bundles[task] = root / "models" / f"tiny-{'classifier' if task == 'classification' else task}"
+    return bundles

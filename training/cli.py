@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from edge_agent.errors import EdgeError
 
@@ -22,15 +26,125 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluation_data(args: argparse.Namespace, manifest):
+    """Test windows from a training config's dataset or from a CSV/NPZ recording."""
+    path = Path(args.data)
+    if path.suffix == ".toml":
+        from training.config import load_config
+        from training.datasets import build_task_data
+
+        config, _ = load_config(path)
+        return build_task_data(config).test
+    from training.datasets.table import evaluation_split
+
+    return evaluation_split(
+        path, manifest.task, list(manifest.input.channels), manifest.input.window,
+        manifest.input.hop, labels=getattr(manifest.output, "labels", None),
+        label_column=args.label_column, normal_label=args.normal_label,
+        unit_column=args.unit_column, rul_column=args.rul_column,
+    )
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from edge_agent.runtime import load_model
+    from training.evaluation import evaluate
+
+    runner = load_model(args.bundle, backend=args.backend)
+    manifest = runner.manifest
+    split = _evaluation_data(args, manifest)
+    inputs = manifest.input.pipeline().batch(split.windows)
+    outputs = runner.predict_many(inputs)
+    result = evaluate(manifest.task, inputs, outputs, split.targets,
+                      labels=getattr(manifest.output, "labels", None),
+                      threshold=getattr(manifest.output, "threshold", None),
+                      tags=split.tags or None)
+    if args.predictions:
+        _write_predictions(Path(args.predictions), manifest, split, result.predictions)
+    if args.json:
+        print(json.dumps({"bundle": str(args.bundle), "backend": runner.backend,
+                          "examples": len(inputs), "metrics": result.values,
+                          "tables": result.tables}, indent=1))
+    else:
+        print(f"{manifest.name} {manifest.version} on {runner.backend}, {len(inputs)} windows")
+        for key, value in result.values.items():
+            print(f"  {key:18s} {value:.4f}")
+    return 0
+
+
+def _write_predictions(path: Path, manifest, split, predictions: np.ndarray) -> None:
+    labels = getattr(manifest.output, "labels", None)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", "tag", "target", "prediction"])
+        for i, (target, prediction) in enumerate(zip(split.targets, predictions)):
+            tag = split.tags[i] if split.tags else ""
+            shown = labels[int(prediction)] if labels else f"{float(prediction):.6g}"
+            writer.writerow([i, tag, f"{float(target):g}", shown])
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from edge_agent.runtime import load_model
+
+    runner = load_model(args.bundle, backend=args.backend)
+    manifest = runner.manifest
+    golden_error = runner.smoke_test()
+    if args.json:
+        summary = manifest.model_dump(mode="json", by_alias=True, exclude={"golden"})
+        summary["verified"] = {"backend": runner.backend, "golden_max_error": golden_error,
+                               "model_bytes": len(runner.bundle.model)}
+        print(json.dumps(summary, indent=1))
+        return 0
+    spec = manifest.input
+    rate = f"{spec.sample_rate_hz:g} Hz" if spec.sample_rate_hz else "per cycle"
+    print(f"{manifest.name} {manifest.version}  task={manifest.task}  created {manifest.created_at}")
+    print(f"  {manifest.description}")
+    print(f"  input    {len(spec.channels)} channels {spec.channels} at {rate}, "
+          f"window {spec.window}, hop {spec.hop}")
+    print(f"  features {' -> '.join(step.op for step in spec.features) or '(raw window)'}")
+    print(f"  output   {manifest.output.model_dump()}" if manifest.task != "classification"
+          else f"  labels   {manifest.output.labels}")
+    for name, tensor in (("input", manifest.tensors.input), ("output", manifest.tensors.output)):
+        print(f"  tensor   {name} {tensor.shape} {tensor.dtype} scale={tensor.scale:.6g} "
+              f"zero_point={tensor.zero_point}")
+    print(f"  metrics  on {manifest.metrics.evaluated_on}")
+    for key, pair in manifest.metrics.values.items():
+        print(f"           {key:18s} float {pair.float_model:.4f}   int8 {pair.int8_model:.4f}")
+    print(f"  model    {len(runner.bundle.model):,} bytes sha256 {manifest.model_sha256}")
+    print(f"  verified on {runner.backend}: hash ok, tensors ok, golden max error {golden_error:.3g}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-train", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+
     p = sub.add_parser("train", help="train, quantize, evaluate, write bundle and report")
     p.add_argument("config", help="experiment config (TOML), e.g. training/configs/*.toml")
     p.add_argument("--models", default="models", help="bundle output folder (default: models)")
     p.add_argument("--reports", default="reports", help="report output folder (default: reports)")
     p.add_argument("--epochs", type=int, help="override model.epochs (quick runs)")
     p.set_defaults(func=_train)
+
+    backend = {"choices": ["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"],
+               "default": "auto", "help": "interpreter backend (default: auto)"}
+    p = sub.add_parser("evaluate", help="run a bundle's int8 model on labelled data")
+    p.add_argument("bundle")
+    p.add_argument("--data", required=True,
+                   help="training config (.toml, uses its test split) or a CSV/NPZ recording")
+    p.add_argument("--label-column", default=None)
+    p.add_argument("--normal-label", default="normal")
+    p.add_argument("--unit-column", default="unit")
+    p.add_argument("--rul-column", default="rul")
+    p.add_argument("--predictions", help="write per-window predictions to this CSV")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--backend", **backend)
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("inspect", help="verify a bundle and print its manifest summary")
+    p.add_argument("bundle")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--backend", **backend)
+    p.set_defaults(func=_inspect)
     return parser
 
 

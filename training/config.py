@@ -59,7 +59,6 @@ class TableData(Strict):
     label_column: str | None = None
     normal_label: str = "normal"
     unit_column: str | None = None
-    cycle_column: str | None = None
     rul_column: str | None = None
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)

@@ -10,10 +10,11 @@ from edge_agent.errors import RuntimeBackendError
 BackendName = Literal["ai_edge_litert", "tflite_runtime", "tensorflow"]
 BackendChoice = Literal["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"]
 BACKENDS: tuple[BackendName, ...] = ("ai_edge_litert", "tflite_runtime", "tensorflow")
-_MODULES = {
-    "ai_edge_litert": "ai_edge_litert.interpreter",
-    "tflite_runtime": "tflite_runtime.interpreter",
-    "tensorflow": "tensorflow.lite",
+# (module, attribute path to the Interpreter class inside it)
+_LOCATIONS = {
+    "ai_edge_litert": ("ai_edge_litert.interpreter", "Interpreter"),
+    "tflite_runtime": ("tflite_runtime.interpreter", "Interpreter"),
+    "tensorflow": ("tensorflow", "lite.Interpreter"),
 }
 _INSTALL_HINT = {
     "ai_edge_litert": "pip install 'edge-pdm[agent]'",
@@ -23,8 +24,11 @@ _INSTALL_HINT = {
 
 
 def _import(name: BackendName) -> Any:
-    module = importlib.import_module(_MODULES[name])
-    return module.Interpreter
+    module_name, attribute = _LOCATIONS[name]
+    found: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        found = getattr(found, part)
+    return found
 
 
 def resolve_interpreter(choice: BackendChoice = "auto") -> tuple[BackendName, Any]:
@@ -34,6 +38,6 @@ def resolve_interpreter(choice: BackendChoice = "auto") -> tuple[BackendName, An
     for name in candidates:
         try:
             return name, _import(name)
-        except ImportError as exc:
+        except (ImportError, AttributeError) as exc:
             failures.append(f"{name} ({exc}; install with {_INSTALL_HINT[name]})")
     raise RuntimeBackendError("no usable TFLite interpreter: " + "; ".join(failures))

@@ -100,7 +100,10 @@ def _sample_rate(data: TableData, columns: Columns, path: Path) -> float | None:
     steps = np.diff(columns[data.time_column])
     if steps.size == 0 or np.median(steps) <= 0:
         raise DataError(path, f"column '{data.time_column}' must increase to infer the sample rate")
-    return float(1.0 / np.median(steps))
+    # Mean of the regular steps (gaps excluded), not the median: timestamps rounded to the
+    # millisecond at unix-epoch magnitude make single steps imprecise but their mean exact.
+    regular = steps[(steps > 0) & (steps < 1.5 * np.median(steps))]
+    return float(f"{1.0 / regular.mean():.6g}")
 
 
 def _segments(columns: Columns, data: TableData, rate: float | None, key: str | None) -> list[slice]:
@@ -246,3 +249,50 @@ def _build_rul(data: TableData, window: int, hop: int, rul_cap: float) -> TaskDa
         train_rows=np.concatenate([s for s, _ in train_sel]),
         test_description=f"last window of each unit in {data.test}",
     )
+
+
+def evaluation_split(
+    path: Path,
+    task: str,
+    channels: list[str],
+    window: int,
+    hop: int,
+    *,
+    labels: list[str] | None = None,
+    label_column: str | None = None,
+    normal_label: str = "normal",
+    unit_column: str = "unit",
+    rul_column: str = "rul",
+) -> Split:
+    """A whole recording as test windows for `edge-train evaluate`, with targets from its columns."""
+    if task == "rul":
+        columns = read_columns(path, [*channels, unit_column, rul_column], [])
+        windows, targets, tags = [], [], []
+        for unit in np.unique(columns[unit_column]):
+            rows = columns[unit_column] == unit
+            samples = np.stack([columns[c][rows] for c in channels], axis=1)
+            windows.append(last_window(samples, window))
+            targets.append(columns[rul_column][rows][-1])
+            tags.append(f"unit {unit:g}")
+        return Split(np.stack(windows).astype(np.float32), np.array(targets), tags)
+    if label_column is None:
+        raise DataError(path, f"{task} evaluation needs a label column (--label-column)")
+    columns = read_columns(path, list(channels), [label_column])
+    chunks, tags = [], []
+    config = TableData(kind="table", train=path, channels=channels, time_column=None,
+                       label_column=label_column)
+    for segment in _segments(columns, config, None, label_column):
+        samples = np.stack([columns[c][segment] for c in channels], axis=1)
+        found = sliding_windows(samples, window, hop)
+        chunks.append(found)
+        tags += [str(columns[label_column][segment.start])] * len(found)
+    if not tags:
+        raise DataError(path, f"no complete {window}-sample window in the file")
+    if task == "classification":
+        unknown = sorted(set(tags) - set(labels or []))
+        if unknown:
+            raise DataError(path, f"labels {unknown} are not among the model's labels {labels}")
+        targets = np.array([(labels or []).index(t) for t in tags])
+    else:
+        targets = np.array([int(t != normal_label) for t in tags])
+    return Split(np.concatenate(chunks).astype(np.float32), targets, tags)

@@ -1,0 +1,130 @@
+"""The edge-train command line: its verbs, and one readable line (exit 2) for each bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, make_project
+from training.cli import main
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "training.cli", *args], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_inspect_prints_summary_and_verification(tiny_bundles: dict[str, Path], capsys) -> None:
+    """Test that inspect loads, verifies and summarises a bundle."""
+    assert main(["inspect", str(tiny_bundles["classification"])]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-classifier 1.0.0  task=classification" in out
+    assert "verified on ai_edge_litert: hash ok, tensors ok" in out
+
+
+def test_evaluate_json_and_predictions_csv(tiny_bundles: dict[str, Path], tmp_path: Path,
+                                           capsys) -> None:
+    """Test that evaluate on a labelled CSV prints JSON metrics and writes per-window rows."""
+    data = tiny_bundles["classification"].parent.parent / "classification" / "test.csv"
+    out_csv = tmp_path / "pred.csv"
+    assert main(["evaluate", str(tiny_bundles["classification"]), "--data", str(data),
+                 "--label-column", "label", "--json", "--predictions", str(out_csv)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["examples"] == 120 and 0.0 <= report["metrics"]["accuracy"] <= 1.0
+    rows = out_csv.read_text().splitlines()
+    assert rows[0] == "index,tag,target,prediction" and len(rows) == 121
+    assert rows[1].split(",")[3] in {"normal", "worn"}
+
+
+def test_evaluate_rul_on_units(tiny_bundles: dict[str, Path], capsys) -> None:
+    """Test that RUL evaluation scores the last window of each unit in a recording."""
+    data = tiny_bundles["rul"].parent.parent / "rul" / "test.csv"
+    assert main(["evaluate", str(tiny_bundles["rul"]), "--data", str(data), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["examples"] == 6 and report["metrics"]["rmse"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda text: text.replace("seed = 3", "seed = 3\nsneed = 4"), "sneed: Extra inputs"),
+        (lambda text: text.replace("window = 128", "window = 0"), "input.window"),
+        (lambda text: text.replace('architecture = "cnn1d_classifier"',
+                                   'architecture = "dense_autoencoder"'), "needs model.architecture"),
+        (lambda text: text + "\n[broken", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_one_line(tmp_path: Path, edit, message: str) -> None:
+    """Test that config mistakes exit 2 with the file and key named, and no traceback."""
+    config = make_project(tmp_path, "classification")
+    config.write_text(edit(config.read_text()))
+    result = _run("train", str(config), "--models", str(tmp_path / "m"))
+    assert result.returncode == 2
+    assert message in result.stderr and str(config) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "message"),
+    [
+        (lambda lines: lines[:2] + ["1700000000.002,0.1,nan,0.3,normal"] + lines[3:], "not finite"),
+        (lambda lines: lines[:2] + ["1700000000.002,0.1,0.3,normal"] + lines[3:], "4 fields"),
+        (lambda lines: lines[:2] + ["1700000000.002,0.1,abc,0.3,normal"] + lines[3:],
+         "'abc' is not a number"),
+        (lambda lines: ["ts,ax,ay,label"] + lines[1:], "missing column"),
+    ],
+)
+def test_bad_data_file_names_file_and_line(tmp_path: Path, corrupt, message: str) -> None:
+    """Test that malformed CSV rows stop training with file:line: problem and exit 2."""
+    config = make_project(tmp_path, "classification")
+    train = tmp_path / "train.csv"
+    train.write_text("\n".join(corrupt(train.read_text().splitlines())) + "\n")
+    result = _run("train", str(config), "--models", str(tmp_path / "m"))
+    assert result.returncode == 2, result.stderr
+    assert f"{train}:" in result.stderr and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_rul_unit_shorter_than_window_is_rejected(tmp_path: Path) -> None:
+    """Test that a C-MAPSS training unit shorter than the window is a clear data error."""
+    config = tmp_path / "c.toml"
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [f"1 {c} " + " ".join(["1.5"] * 24) for c in range(1, 11)]
+    (data / "train_FD001.txt").write_text("\n".join(rows) + "\n")
+    (data / "test_FD001.txt").write_text("\n".join(rows[:5]) + "\n")
+    (data / "RUL_FD001.txt").write_text("7\n")
+    source = (REPO_ROOT / "training/configs/cmapss_fd001_rul.toml").read_text()
+    config.write_text(source.replace('directory = "../../../shared/data/cmapss"',
+                                     'directory = "data"').replace("validation_fraction = 0.2",
+                                                                   "validation_fraction = 0.5"))
+    rows2 = [f"2 {c} " + " ".join(["1.5"] * 24) for c in range(1, 41)]
+    (data / "train_FD001.txt").write_text("\n".join(rows + rows2) + "\n")
+    result = _run("train", str(config), "--models", str(tmp_path / "m"))
+    assert result.returncode == 2
+    assert "unit 1 has 10 cycles, fewer than the 30-cycle window" in result.stderr
+
+
+def test_inspect_truncated_model_is_refused(tiny_bundles: dict[str, Path], tmp_path: Path) -> None:
+    """Test that a truncated model.tflite is caught by its hash before any parsing."""
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundles["anomaly"], bundle)
+    model = bundle / "model.tflite"
+    model.write_bytes(model.read_bytes()[:1000])
+    result = _run("inspect", str(bundle))
+    assert result.returncode == 2
+    assert "model.tflite: sha256" in result.stderr and "truncated" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_files_are_named(tmp_path: Path) -> None:
+    """Test that a missing config or bundle is one line naming it."""
+    result = _run("train", str(tmp_path / "nope.toml"))
+    assert result.returncode == 2 and "nope.toml: config file not found" in result.stderr
+    result = _run("inspect", str(tmp_path / "nobundle"))
+    assert result.returncode == 2 and "nobundle: bundle directory not found" in result.stderr
