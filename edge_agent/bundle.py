@@ -1,4 +1,4 @@
-"""Reading a model bundle directory: manifest validated and model hash verified before any parsing."""
+"""Reading a model bundle: manifest validated and model hash verified before any parsing."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The model bundle's manifest: every number the device needs to run a model, as a strict schema.
 
-`python -m edge_agent.manifest` prints the JSON Schema (committed as docs/schemas/manifest.schema.json).
+`python -m edge_agent.manifest` prints the JSON Schema, committed as
+docs/schemas/manifest.schema.json.
 """
 
 from __future__ import annotations
@@ -9,7 +10,14 @@ import json
 from datetime import datetime
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from edge_agent.frontend.pipeline import FeaturePipeline, Step
 
@@ -147,7 +155,8 @@ class Manifest(StrictModel):
             n_labels = len(self.output.labels)  # type: ignore[union-attr]
             if self.tensors.output.shape[-1] != n_labels:
                 raise ValueError(
-                    f"output tensor has {self.tensors.output.shape[-1]} values but {n_labels} labels"
+                    f"output tensor has {self.tensors.output.shape[-1]} values "
+                    f"but {n_labels} labels"
                 )
         return self
 

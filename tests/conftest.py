@@ -26,7 +26,7 @@ def cmapss_dir() -> Path:
 
 
 def write_labelled_csv(path: Path, seed: int, seconds_per_label: float = 4.0) -> Path:
-    """Two machine states that differ in their dominant tone, 3 channels at 1 kHz, with a ts column."""
+    """Two machine states differing in their dominant tone: 3 channels at 1 kHz plus ts, label."""
     rng = np.random.default_rng(seed)
     rows = []
     t0 = 1_700_000_000.0
@@ -36,8 +36,10 @@ def write_labelled_csv(path: Path, seed: int, seconds_per_label: float = 4.0) ->
         base = np.sin(2 * np.pi * tone * t)
         noise = rng.normal(scale=0.3, size=(n, 3))
         for i in range(n):
-            rows.append(f"{t0 + t[i]:.3f},{base[i] + noise[i, 0]:.5f},"
-                        f"{0.5 * base[i] + noise[i, 1]:.5f},{noise[i, 2]:.5f},{label}")
+            rows.append(
+                f"{t0 + t[i]:.3f},{base[i] + noise[i, 0]:.5f},"
+                f"{0.5 * base[i] + noise[i, 1]:.5f},{noise[i, 2]:.5f},{label}"
+            )
     path.write_text("ts,ax,ay,az,label\n" + "\n".join(rows) + "\n")
     return path
 
@@ -170,8 +172,18 @@ def tiny_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     bundles = {}
     for task in ("classification", "anomaly", "rul"):
         config = make_project(root / task, task)
-        code = main(["train", str(config), "--models", str(root / "models"),
-                     "--reports", str(root / "reports")])
+        code = main(
+            [
+                "train",
+                str(config),
+                "--models",
+                str(root / "models"),
+                "--reports",
+                str(root / "reports"),
+            ]
+        )
         assert code == 0
-        bundles[task] = root / "models" / f"tiny-{'classifier' if task == 'classification' else task}"
+        bundles[task] = (
+            root / "models" / f"tiny-{'classifier' if task == 'classification' else task}"
+        )
     return bundles

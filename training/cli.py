@@ -19,8 +19,9 @@ def _train(args: argparse.Namespace) -> int:
 
     config, text = load_config(args.config)
     if args.epochs is not None:
-        config = config.model_copy(update={"model": config.model.model_copy(
-            update={"epochs": args.epochs})})
+        config = config.model_copy(
+            update={"model": config.model.model_copy(update={"epochs": args.epochs})}
+        )
     outcome = train(config, text, Path(args.models), Path(args.reports))
     print(f"{outcome.bundle_dir}: int8 {outcome.int8_eval.values}")
     return 0
@@ -38,10 +39,16 @@ def _evaluation_data(args: argparse.Namespace, manifest):
     from training.datasets.table import evaluation_split
 
     return evaluation_split(
-        path, manifest.task, list(manifest.input.channels), manifest.input.window,
-        manifest.input.hop, labels=getattr(manifest.output, "labels", None),
-        label_column=args.label_column, normal_label=args.normal_label,
-        unit_column=args.unit_column, rul_column=args.rul_column,
+        path,
+        manifest.task,
+        list(manifest.input.channels),
+        manifest.input.window,
+        manifest.input.hop,
+        labels=getattr(manifest.output, "labels", None),
+        label_column=args.label_column,
+        normal_label=args.normal_label,
+        unit_column=args.unit_column,
+        rul_column=args.rul_column,
     )
 
 
@@ -54,16 +61,30 @@ def _evaluate(args: argparse.Namespace) -> int:
     split = _evaluation_data(args, manifest)
     inputs = manifest.input.pipeline().batch(split.windows)
     outputs = runner.predict_many(inputs)
-    result = evaluate(manifest.task, inputs, outputs, split.targets,
-                      labels=getattr(manifest.output, "labels", None),
-                      threshold=getattr(manifest.output, "threshold", None),
-                      tags=split.tags or None)
+    result = evaluate(
+        manifest.task,
+        inputs,
+        outputs,
+        split.targets,
+        labels=getattr(manifest.output, "labels", None),
+        threshold=getattr(manifest.output, "threshold", None),
+        tags=split.tags or None,
+    )
     if args.predictions:
         _write_predictions(Path(args.predictions), manifest, split, result.predictions)
     if args.json:
-        print(json.dumps({"bundle": str(args.bundle), "backend": runner.backend,
-                          "examples": len(inputs), "metrics": result.values,
-                          "tables": result.tables}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "bundle": str(args.bundle),
+                    "backend": runner.backend,
+                    "examples": len(inputs),
+                    "metrics": result.values,
+                    "tables": result.tables,
+                },
+                indent=1,
+            )
+        )
     else:
         print(f"{manifest.name} {manifest.version} on {runner.backend}, {len(inputs)} windows")
         for key, value in result.values.items():
@@ -90,27 +111,41 @@ def _inspect(args: argparse.Namespace) -> int:
     golden_error = runner.smoke_test()
     if args.json:
         summary = manifest.model_dump(mode="json", by_alias=True, exclude={"golden"})
-        summary["verified"] = {"backend": runner.backend, "golden_max_error": golden_error,
-                               "model_bytes": len(runner.bundle.model)}
+        summary["verified"] = {
+            "backend": runner.backend,
+            "golden_max_error": golden_error,
+            "model_bytes": len(runner.bundle.model),
+        }
         print(json.dumps(summary, indent=1))
         return 0
     spec = manifest.input
     rate = f"{spec.sample_rate_hz:g} Hz" if spec.sample_rate_hz else "per cycle"
-    print(f"{manifest.name} {manifest.version}  task={manifest.task}  created {manifest.created_at}")
+    print(
+        f"{manifest.name} {manifest.version}  task={manifest.task}  created {manifest.created_at}"
+    )
     print(f"  {manifest.description}")
-    print(f"  input    {len(spec.channels)} channels {spec.channels} at {rate}, "
-          f"window {spec.window}, hop {spec.hop}")
+    print(
+        f"  input    {len(spec.channels)} channels {spec.channels} at {rate}, "
+        f"window {spec.window}, hop {spec.hop}"
+    )
     print(f"  features {' -> '.join(step.op for step in spec.features) or '(raw window)'}")
-    print(f"  output   {manifest.output.model_dump()}" if manifest.task != "classification"
-          else f"  labels   {manifest.output.labels}")
+    print(
+        f"  output   {manifest.output.model_dump()}"
+        if manifest.task != "classification"
+        else f"  labels   {manifest.output.labels}"
+    )
     for name, tensor in (("input", manifest.tensors.input), ("output", manifest.tensors.output)):
-        print(f"  tensor   {name} {tensor.shape} {tensor.dtype} scale={tensor.scale:.6g} "
-              f"zero_point={tensor.zero_point}")
+        print(
+            f"  tensor   {name} {tensor.shape} {tensor.dtype} scale={tensor.scale:.6g} "
+            f"zero_point={tensor.zero_point}"
+        )
     print(f"  metrics  on {manifest.metrics.evaluated_on}")
     for key, pair in manifest.metrics.values.items():
         print(f"           {key:18s} float {pair.float_model:.4f}   int8 {pair.int8_model:.4f}")
     print(f"  model    {len(runner.bundle.model):,} bytes sha256 {manifest.model_sha256}")
-    print(f"  verified on {runner.backend}: hash ok, tensors ok, golden max error {golden_error:.3g}")
+    print(
+        f"  verified on {runner.backend}: hash ok, tensors ok, golden max error {golden_error:.3g}"
+    )
     return 0
 
 
@@ -125,12 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="override model.epochs (quick runs)")
     p.set_defaults(func=_train)
 
-    backend = {"choices": ["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"],
-               "default": "auto", "help": "interpreter backend (default: auto)"}
+    backend = {
+        "choices": ["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"],
+        "default": "auto",
+        "help": "interpreter backend (default: auto)",
+    }
     p = sub.add_parser("evaluate", help="run a bundle's int8 model on labelled data")
     p.add_argument("bundle")
-    p.add_argument("--data", required=True,
-                   help="training config (.toml, uses its test split) or a CSV/NPZ recording")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="training config (.toml, uses its test split) or a CSV/NPZ recording",
+    )
     p.add_argument("--label-column", default=None)
     p.add_argument("--normal-label", default="normal")
     p.add_argument("--unit-column", default="unit")

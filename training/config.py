@@ -1,11 +1,11 @@
-"""Experiment configuration: one TOML file per model, validated strictly (unknown keys are errors)."""
+"""Experiment configuration: one TOML file per model, validated strictly (unknown keys fail)."""
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge_agent.errors import ConfigError, describe_validation_error
@@ -27,8 +27,13 @@ class SyntheticVibrationData(Strict):
     sample_rate_hz: float = Field(default=25600.0, gt=0)
     faults: list[str] = Field(
         default=[
-            "healthy", "imbalance", "misalignment", "looseness",
-            "bearing_outer", "bearing_inner", "bearing_ball",
+            "healthy",
+            "imbalance",
+            "misalignment",
+            "looseness",
+            "bearing_outer",
+            "bearing_inner",
+            "bearing_ball",
         ],
         min_length=2,
     )

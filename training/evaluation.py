@@ -64,14 +64,24 @@ def evaluate(
             tag_array = np.array(tags)
             normal = scores[~is_fault]
             tables["roc_auc_by_fault"] = [
-                [name, metrics.roc_auc(np.concatenate([normal, scores[tag_array == name]]),
-                                       np.r_[np.zeros(normal.size, bool),
-                                             np.ones(int((tag_array == name).sum()), bool)])]
+                [
+                    name,
+                    metrics.roc_auc(
+                        np.concatenate([normal, scores[tag_array == name]]),
+                        np.r_[
+                            np.zeros(normal.size, bool),
+                            np.ones(int((tag_array == name).sum()), bool),
+                        ],
+                    ),
+                ]
                 for name in sorted(set(tag_array[is_fault]))
             ]
         return Evaluation(scores, values, tables)
     predicted = np.maximum(outputs.reshape(-1), 0.0)
     return Evaluation(
         predicted,
-        {"rmse": metrics.rmse(predicted, targets), "phm08_score": metrics.phm08_score(predicted, targets)},
+        {
+            "rmse": metrics.rmse(predicted, targets),
+            "phm08_score": metrics.phm08_score(predicted, targets),
+        },
     )

@@ -17,7 +17,9 @@ def _conv_stack(x: keras.KerasTensor, config: ModelConfig, pool: bool) -> keras.
     return x
 
 
-def cnn1d_classifier(input_shape: tuple[int, ...], n_classes: int, config: ModelConfig) -> keras.Model:
+def cnn1d_classifier(
+    input_shape: tuple[int, ...], n_classes: int, config: ModelConfig
+) -> keras.Model:
     """Conv blocks over the spectral axis, global average pooling, softmax."""
     inputs = keras.Input(shape=input_shape)
     x = _conv_stack(inputs, config, pool=True)
@@ -31,7 +33,7 @@ def cnn1d_classifier(input_shape: tuple[int, ...], n_classes: int, config: Model
 
 
 def dense_autoencoder(input_shape: tuple[int, ...], config: ModelConfig) -> keras.Model:
-    """Symmetric dense autoencoder; `dense_units` lists the encoder widths down to the bottleneck."""
+    """Symmetric dense autoencoder; `dense_units` lists encoder widths down to the bottleneck."""
     inputs = keras.Input(shape=input_shape)
     x = inputs
     for units in config.dense_units:

@@ -42,8 +42,14 @@ def _confusion(outcome: TrainOutcome, data: TaskData, folder) -> str:
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, str(count), ha="center", va="center",
-                color="white" if count > matrix.max() / 2 else "black")
+        ax.text(
+            j,
+            i,
+            str(count),
+            ha="center",
+            va="center",
+            color="white" if count > matrix.max() / 2 else "black",
+        )
     ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (int8, test)")
     _save(fig, folder / "confusion_matrix.png")
     return "confusion_matrix.png"
@@ -58,8 +64,12 @@ def _scores(outcome: TrainOutcome, data: TaskData, folder) -> str:
     ax.hist(scores[~faulty], bins=bins, alpha=0.6, label="normal")
     ax.hist(scores[faulty], bins=bins, alpha=0.6, label="faults")
     ax.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.3g}")
-    ax.set(xscale="log", xlabel="reconstruction MSE", ylabel="windows",
-           title="Anomaly scores (int8, test)")
+    ax.set(
+        xscale="log",
+        xlabel="reconstruction MSE",
+        ylabel="windows",
+        title="Anomaly scores (int8, test)",
+    )
     ax.legend()
     _save(fig, folder / "score_histogram.png")
     return "score_histogram.png"
@@ -72,8 +82,11 @@ def _rul(outcome: TrainOutcome, data: TaskData, folder) -> str:
     ax.plot(true[order], "k.-", label="true RUL")
     ax.plot(outcome.float_eval.predictions[order], "b.", alpha=0.6, label="float")
     ax.plot(outcome.int8_eval.predictions[order], "r.", label="int8")
-    ax.set(xlabel="test engine (sorted by true RUL)", ylabel="RUL (cycles)",
-           title="Predicted vs true RUL, last window per test engine")
+    ax.set(
+        xlabel="test engine (sorted by true RUL)",
+        ylabel="RUL (cycles)",
+        title="Predicted vs true RUL, last window per test engine",
+    )
     ax.legend()
     _save(fig, folder / "rul_per_engine.png")
     return "rul_per_engine.png"
@@ -84,8 +97,11 @@ def write_report(outcome: TrainOutcome, data: TaskData) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     manifest = outcome.manifest
     plots = [_curves(outcome, folder)]
-    plots.append({"classification": _confusion, "anomaly": _scores, "rul": _rul}[manifest.task](
-        outcome, data, folder))
+    plots.append(
+        {"classification": _confusion, "anomaly": _scores, "rul": _rul}[manifest.task](
+            outcome, data, folder
+        )
+    )
     metrics = {
         "float": outcome.float_eval.values,
         "int8": outcome.int8_eval.values,
@@ -108,7 +124,8 @@ def write_report(outcome: TrainOutcome, data: TaskData) -> None:
         "|---|---|---|",
         rows,
         "",
-        f"Model size: int8 {outcome.sizes['int8_tflite']:,} B, float {outcome.sizes['float_tflite']:,} B "
+        f"Model size: int8 {outcome.sizes['int8_tflite']:,} B, "
+        f"float {outcome.sizes['float_tflite']:,} B "
         f"({ratio:.0%}). Input {manifest.tensors.input.shape} {manifest.tensors.input.dtype}, "
         f"output {manifest.tensors.output.shape} {manifest.tensors.output.dtype}.",
         f"Trained in {outcome.seconds:.0f} s; {len(outcome.history.get('loss', []))} epochs.",

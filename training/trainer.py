@@ -57,8 +57,9 @@ class TrainOutcome:
 
 def _features(steps: list[Step], windows: np.ndarray, rate: float | None) -> np.ndarray:
     """Front end per window in float64, exactly as FeaturePipeline runs it before its final cast."""
-    return np.stack([run_steps(steps, np.ascontiguousarray(w, dtype=np.float64), rate)
-                     for w in windows])
+    return np.stack(
+        [run_steps(steps, np.ascontiguousarray(w, dtype=np.float64), rate) for w in windows]
+    )
 
 
 def _fit_steps(config: TrainConfig, data: TaskData, log: Log) -> tuple[list[Step], dict]:
@@ -66,17 +67,25 @@ def _fit_steps(config: TrainConfig, data: TaskData, log: Log) -> tuple[list[Step
     steps = list(config.input.features)
     if config.input.normalise == "channels":
         rows = data.train_rows.astype(np.float64)
-        steps.insert(0, Standardize(mean=rows.mean(axis=0).tolist(),
-                                    std=np.maximum(rows.std(axis=0), 1e-9).tolist()))
+        steps.insert(
+            0,
+            Standardize(
+                mean=rows.mean(axis=0).tolist(), std=np.maximum(rows.std(axis=0), 1e-9).tolist()
+            ),
+        )
     raw = {}
     for name in ("train", "val", "test"):
         started = time.perf_counter()
         raw[name] = _features(steps, getattr(data, name).windows, data.sample_rate_hz)
-        log(f"[features] {name}: {len(raw[name])} windows -> {raw[name].shape[1:]} "
-            f"in {time.perf_counter() - started:.1f}s")
+        log(
+            f"[features] {name}: {len(raw[name])} windows -> {raw[name].shape[1:]} "
+            f"in {time.perf_counter() - started:.1f}s"
+        )
     if config.input.normalise == "features":
-        fitted = Standardize(mean=raw["train"].mean(axis=0).tolist(),
-                             std=np.maximum(raw["train"].std(axis=0), 1e-6).tolist())
+        fitted = Standardize(
+            mean=raw["train"].mean(axis=0).tolist(),
+            std=np.maximum(raw["train"].std(axis=0), 1e-6).tolist(),
+        )
         steps.append(fitted)
         raw = {name: fitted.apply(x, data.sample_rate_hz) for name, x in raw.items()}
     return steps, {name: x.astype(np.float32) for name, x in raw.items()}
@@ -96,8 +105,9 @@ def _build_model(config: TrainConfig, input_shape: tuple[int, ...], n_classes: i
     else:
         model = models.cnn1d_regressor(input_shape, config.model)
         loss, watch = "mse", []
-    model.compile(optimizer=keras.optimizers.Adam(config.model.learning_rate), loss=loss,
-                  metrics=watch)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.model.learning_rate), loss=loss, metrics=watch
+    )
     return model
 
 
@@ -109,14 +119,18 @@ def _fit(config: TrainConfig, model, x: dict, data: TaskData, log: Log) -> dict[
     y_val = x["val"] if autoencoder else data.val.targets
     log(f"[fit] {model.count_params()} parameters, up to {config.model.epochs} epochs")
     history = model.fit(
-        x["train"], y_train,
+        x["train"],
+        y_train,
         validation_data=(x["val"], y_val),
         epochs=config.model.epochs,
         batch_size=config.model.batch_size,
         shuffle=True,
         verbose=2,
-        callbacks=[keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.model.patience, restore_best_weights=True)],
+        callbacks=[
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=config.model.patience, restore_best_weights=True
+            )
+        ],
     )
     return {key: [float(v) for v in values] for key, values in history.history.items()}
 
@@ -125,27 +139,46 @@ def _library_versions() -> dict[str, str]:
     import keras
     import tensorflow as tf
 
-    return {"python": platform.python_version(), "numpy": np.__version__,
-            "tensorflow": tf.__version__, "keras": keras.__version__,
-            "edge_agent": edge_agent.__version__}
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "edge_agent": edge_agent.__version__,
+    }
 
 
 def _task_output(config: TrainConfig, data: TaskData, threshold: float | None):
     if config.task == "classification":
         return ClassificationOutput(labels=data.labels)
     if config.task == "anomaly":
-        return AnomalyOutput(score="reconstruction_mse", threshold=threshold,
-                             threshold_quantile=config.output.threshold_quantile)
+        return AnomalyOutput(
+            score="reconstruction_mse",
+            threshold=threshold,
+            threshold_quantile=config.output.threshold_quantile,
+        )
     return RulOutput(units=config.output.rul_units, cap=config.output.rul_cap)
 
 
 def _evaluate_split(config: TrainConfig, data: TaskData, inputs, outputs, threshold) -> Evaluation:
-    return evaluate(config.task, inputs, outputs, data.test.targets, labels=data.labels,
-                    threshold=threshold, tags=data.test.tags or None)
+    return evaluate(
+        config.task,
+        inputs,
+        outputs,
+        data.test.targets,
+        labels=data.labels,
+        threshold=threshold,
+        tags=data.test.tags or None,
+    )
 
 
-def train(config: TrainConfig, config_text: str, models_dir: Path, reports_dir: Path,
-          log: Log = log_to_stderr) -> TrainOutcome:
+def train(
+    config: TrainConfig,
+    config_text: str,
+    models_dir: Path,
+    reports_dir: Path,
+    log: Log = log_to_stderr,
+) -> TrainOutcome:
     import keras
 
     from training.evaluation import anomaly_scores
@@ -156,8 +189,10 @@ def train(config: TrainConfig, config_text: str, models_dir: Path, reports_dir: 
     keras.utils.set_random_seed(config.seed)
     log(f"[data] building {config.dataset.kind} for task {config.task}")
     data = build_task_data(config)
-    log(f"[data] train {len(data.train.windows)}, val {len(data.val.windows)}, "
-        f"test {len(data.test.windows)} windows of {config.input.window}x{len(data.channels)}")
+    log(
+        f"[data] train {len(data.train.windows)}, val {len(data.val.windows)}, "
+        f"test {len(data.test.windows)} windows of {config.input.window}x{len(data.channels)}"
+    )
     steps, x = _fit_steps(config, data, log)
     model = _build_model(config, x["train"].shape[1:], len(data.labels or []))
     history = _fit(config, model, x, data, log)
@@ -165,8 +200,9 @@ def train(config: TrainConfig, config_text: str, models_dir: Path, reports_dir: 
     predict = lambda inputs: model.predict(inputs, verbose=0, batch_size=1024)  # noqa: E731
     threshold_float = threshold_int8 = None
     if config.task == "anomaly":
-        threshold_float = calibrate_threshold(anomaly_scores(x["val"], predict(x["val"])),
-                                              config.output.threshold_quantile)
+        threshold_float = calibrate_threshold(
+            anomaly_scores(x["val"], predict(x["val"])), config.output.threshold_quantile
+        )
     float_eval = _evaluate_split(config, data, x["test"], predict(x["test"]), threshold_float)
     log(f"[float] {float_eval.values}")
 
@@ -178,8 +214,10 @@ def train(config: TrainConfig, config_text: str, models_dir: Path, reports_dir: 
 
     _, interpreter_class = resolve_interpreter("auto")
     probe = interpreter_class(model_content=int8_model)
-    tensors = Tensors(input=tensor_spec(probe.get_input_details()[0]),
-                      output=tensor_spec(probe.get_output_details()[0]))
+    tensors = Tensors(
+        input=tensor_spec(probe.get_input_details()[0]),
+        output=tensor_spec(probe.get_output_details()[0]),
+    )
     draft = Manifest(
         schema_version=1,
         name=config.name,
@@ -187,16 +225,24 @@ def train(config: TrainConfig, config_text: str, models_dir: Path, reports_dir: 
         task=config.task,
         description=config.description,
         created_at=datetime.now(timezone.utc).replace(microsecond=0),
-        input=InputSpec(channels=data.channels, sample_rate_hz=data.sample_rate_hz,
-                        window=config.input.window, hop=config.input.hop, features=steps),
+        input=InputSpec(
+            channels=data.channels,
+            sample_rate_hz=data.sample_rate_hz,
+            window=config.input.window,
+            hop=config.input.hop,
+            features=steps,
+        ),
         output=_task_output(config, data, threshold_float or 1.0),
         tensors=tensors,
         metrics=Metrics(evaluated_on=data.test_description, values={}),
         model_sha256=sha256_hex(int8_model),
         golden=Golden(input=x["test"][0].tolist(), output=[0.0], atol=1.0),
-        provenance=Provenance(libraries=_library_versions(),
-                              dataset=DatasetInfo(name=data.name, fingerprint=data.fingerprint),
-                              seed=config.seed, config=config_text),
+        provenance=Provenance(
+            libraries=_library_versions(),
+            dataset=DatasetInfo(name=data.name, fingerprint=data.fingerprint),
+            seed=config.seed,
+            config=config_text,
+        ),
     )
     bundle_dir = models_dir / config.name
     runner = ModelRunner(Bundle(path=bundle_dir, manifest=draft, model=int8_model))
@@ -204,30 +250,50 @@ def train(config: TrainConfig, config_text: str, models_dir: Path, reports_dir: 
     if config.task == "anomaly":
         threshold_int8 = calibrate_threshold(
             anomaly_scores(x["val"], runner.predict_many(x["val"])),
-            config.output.threshold_quantile)
-    int8_eval = _evaluate_split(config, data, x["test"], runner.predict_many(x["test"]),
-                                threshold_int8)
+            config.output.threshold_quantile,
+        )
+    int8_eval = _evaluate_split(
+        config, data, x["test"], runner.predict_many(x["test"]), threshold_int8
+    )
     log(f"[int8] {int8_eval.values}")
 
     golden_output = runner.predict(x["test"][0])
-    manifest = draft.model_copy(update={
-        "output": _task_output(config, data, threshold_int8),
-        "metrics": Metrics(evaluated_on=data.test_description, values={
-            key: MetricPair(float=float_eval.values[key], int8=int8_eval.values[key])
-            for key in int8_eval.values}),
-        "golden": Golden(input=draft.golden.input, output=golden_output.tolist(),
-                         atol=1.01 * max(tensors.output.scale, 1e-6)),
-    })
+    manifest = draft.model_copy(
+        update={
+            "output": _task_output(config, data, threshold_int8),
+            "metrics": Metrics(
+                evaluated_on=data.test_description,
+                values={
+                    key: MetricPair(float=float_eval.values[key], int8=int8_eval.values[key])
+                    for key in int8_eval.values
+                },
+            ),
+            "golden": Golden(
+                input=draft.golden.input,
+                output=golden_output.tolist(),
+                atol=1.01 * max(tensors.output.scale, 1e-6),
+            ),
+        }
+    )
     bundle_dir.mkdir(parents=True, exist_ok=True)
     (bundle_dir / MODEL_FILE).write_bytes(int8_model)
     (bundle_dir / MANIFEST_FILE).write_text(
-        json.dumps(manifest.model_dump(mode="json", by_alias=True), indent=1) + "\n")
+        json.dumps(manifest.model_dump(mode="json", by_alias=True), indent=1) + "\n"
+    )
     load_model(bundle_dir)  # the bundle as a device reads it: hash, tensors, golden smoke test
     log(f"[bundle] wrote and verified {bundle_dir}")
 
     sizes = {"int8_tflite": len(int8_model), "float_tflite": len(float_model)}
-    outcome = TrainOutcome(bundle_dir, reports_dir / config.name, manifest, float_eval, int8_eval,
-                           history, sizes, time.perf_counter() - started)
+    outcome = TrainOutcome(
+        bundle_dir,
+        reports_dir / config.name,
+        manifest,
+        float_eval,
+        int8_eval,
+        history,
+        sizes,
+        time.perf_counter() - started,
+    )
     write_report(outcome, data)
     log(f"[report] {outcome.report_dir} ({outcome.seconds:.0f}s total)")
     return outcome

@@ -88,7 +88,9 @@ def spectrum_bands(
     return _band_power(_power_spectrum(window), edges, log)
 
 
-def envelope(window: np.ndarray, sample_rate_hz: float, carrier_hz: tuple[float, float]) -> np.ndarray:
+def envelope(
+    window: np.ndarray, sample_rate_hz: float, carrier_hz: tuple[float, float]
+) -> np.ndarray:
     """Amplitude envelope of the signal band-passed to `carrier_hz` (FFT mask + analytic signal)."""
     n = window.shape[0]
     spectrum = np.fft.fft(window, axis=0)

@@ -21,7 +21,7 @@ class _StepBase(BaseModel):
 
 
 class Standardize(_StepBase):
-    """(x - mean) / std with arrays broadcast against the step's input (per channel or per element)."""
+    """(x - mean) / std, broadcast against the step's input (per channel or per element)."""
 
     op: Literal["standardize"] = "standardize"
     mean: FloatArray
@@ -37,7 +37,9 @@ class Standardize(_StepBase):
         return self
 
     def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
-        return (x - np.asarray(self.mean, dtype=np.float64)) / np.asarray(self.std, dtype=np.float64)
+        return (x - np.asarray(self.mean, dtype=np.float64)) / np.asarray(
+            self.std, dtype=np.float64
+        )
 
 
 class RemoveMean(_StepBase):
@@ -145,7 +147,9 @@ class Concat(_StepBase):
         rows = {out.shape[0] for out in outputs}
         if len(rows) != 1 or any(out.ndim != 2 for out in outputs):
             shapes = [out.shape for out in outputs]
-            raise ValueError(f"concat axis='channels' needs 2-D branches with equal rows, got {shapes}")
+            raise ValueError(
+                f"concat axis='channels' needs 2-D branches with equal rows, got {shapes}"
+            )
         return np.concatenate(outputs, axis=1)
 
 

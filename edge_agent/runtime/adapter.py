@@ -11,8 +11,12 @@ import numpy as np
 
 from edge_agent.manifest import TensorSpec
 
-_DTYPE_NAMES = {np.dtype(np.int8): "int8", np.dtype(np.uint8): "uint8",
-                np.dtype(np.int16): "int16", np.dtype(np.float32): "float32"}
+_DTYPE_NAMES = {
+    np.dtype(np.int8): "int8",
+    np.dtype(np.uint8): "uint8",
+    np.dtype(np.int16): "int16",
+    np.dtype(np.float32): "float32",
+}
 
 
 def tensor_spec(detail: dict[str, Any]) -> TensorSpec:
@@ -28,7 +32,7 @@ def tensor_spec(detail: dict[str, Any]) -> TensorSpec:
 
 
 def quantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """Float to the tensor's integer domain, rounding half away from zero and saturating like TFLite."""
+    """Float to the tensor's integers; ties round away from zero and values saturate (TFLite)."""
     dtype = np.dtype(spec.dtype)
     if spec.scale == 0 or dtype.kind == "f":
         return values.astype(dtype)
@@ -41,7 +45,9 @@ def quantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
 def dequantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
     if spec.scale == 0 or np.dtype(spec.dtype).kind == "f":
         return values.astype(np.float32)
-    return ((values.astype(np.float32) - spec.zero_point) * np.float32(spec.scale)).astype(np.float32)
+    return ((values.astype(np.float32) - spec.zero_point) * np.float32(spec.scale)).astype(
+        np.float32
+    )
 
 
 def spec_mismatches(expected: TensorSpec, actual: TensorSpec) -> list[str]:

@@ -16,7 +16,9 @@ from edge_agent.runtime.backends import BackendChoice, resolve_interpreter
 class ModelRunner:
     """One interpreter for one bundle, checked against its manifest when it is built."""
 
-    def __init__(self, bundle: Bundle, backend: BackendChoice = "auto", num_threads: int = 1) -> None:
+    def __init__(
+        self, bundle: Bundle, backend: BackendChoice = "auto", num_threads: int = 1
+    ) -> None:
         self.bundle = bundle
         self.backend, interpreter_class = resolve_interpreter(backend)
         model_path = bundle.path / "model.tflite"
@@ -26,7 +28,9 @@ class ModelRunner:
             )
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise BundleError(f"{model_path}: {self.backend} cannot load the model ({exc})") from None
+            raise BundleError(
+                f"{model_path}: {self.backend} cannot load the model ({exc})"
+            ) from None
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
@@ -45,7 +49,9 @@ class ModelRunner:
             for problem in spec_mismatches(expected, actual)
         ]
         if problems:
-            raise BundleError(f"{model_path}: manifest disagrees with model: " + "; ".join(problems))
+            raise BundleError(
+                f"{model_path}: manifest disagrees with model: " + "; ".join(problems)
+            )
         self._input_index = inputs[0]["index"]
         self._output_index = outputs[0]["index"]
         self._input_shape = tuple(self.input_spec.shape)
@@ -77,7 +83,9 @@ class ModelRunner:
         return error
 
 
-def load_model(path: str | Path, backend: BackendChoice = "auto", num_threads: int = 1) -> ModelRunner:
+def load_model(
+    path: str | Path, backend: BackendChoice = "auto", num_threads: int = 1
+) -> ModelRunner:
     """Read, verify, load and smoke-test a bundle."""
     runner = ModelRunner(read_bundle(path), backend=backend, num_threads=num_threads)
     runner.smoke_test()

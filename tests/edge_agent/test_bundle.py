@@ -59,9 +59,11 @@ def test_manifest_tensor_mismatch_names_the_field(bundle: Path) -> None:
 
 def test_manifest_shape_mismatch_names_the_field(bundle: Path) -> None:
     """Test that a wrong output shape is reported with both values."""
+
     def edit(raw: dict) -> None:
         raw["tensors"]["output"]["shape"] = [1, 3]
         raw["output"]["labels"] = ["a", "b", "c"]
+
     _edit_manifest(bundle, edit)
     with pytest.raises(BundleError, match=r"output tensor shape \[1, 2\] \(manifest \[1, 3\]\)"):
         ModelRunner(read_bundle(bundle))
@@ -80,14 +82,20 @@ def test_golden_drift_fails_smoke_test(bundle: Path) -> None:
         (lambda raw: raw.update(colour="blue"), "colour: Extra inputs are not permitted"),
         (lambda raw: raw.update(name="bad/name"), "name: String should match pattern"),
         (lambda raw: raw.update(task="rul"), "task 'rul' needs output fields of RulOutput"),
-        (lambda raw: raw["input"].update(channels=["ax", "ax", "az"]), "channel names must be unique"),
-        (lambda raw: raw["input"]["features"].append({"op": "fft"}), "input.features.3: Input tag 'fft'"),
+        (
+            lambda raw: raw["input"].update(channels=["ax", "ax", "az"]),
+            "channel names must be unique",
+        ),
+        (
+            lambda raw: raw["input"]["features"].append({"op": "fft"}),
+            "input.features.3: Input tag 'fft'",
+        ),
     ],
 )
 def test_invalid_manifest_names_key_path(bundle: Path, edit, message: str) -> None:
     """Test that schema violations are reported with the key path, in one message."""
     _edit_manifest(bundle, edit)
-    with pytest.raises(BundleError, match="manifest.json: ") as caught:
+    with pytest.raises(BundleError, match=r"manifest\.json: ") as caught:
         read_bundle(bundle)
     assert message in str(caught.value)
 

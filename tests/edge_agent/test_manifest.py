@@ -11,11 +11,13 @@ from tests.conftest import REPO_ROOT
 def test_committed_json_schema_is_current() -> None:
     """Test that docs/schemas/manifest.schema.json equals what the code exports."""
     committed = json.loads((REPO_ROOT / "docs/schemas/manifest.schema.json").read_text())
-    assert committed == json_schema(), "run: python -m edge_agent.manifest > docs/schemas/manifest.schema.json"
+    assert committed == json_schema(), (
+        "run: python -m edge_agent.manifest > docs/schemas/manifest.schema.json"
+    )
 
 
 def test_schema_forbids_unknown_keys_everywhere() -> None:
-    """Test that every object in the schema sets additionalProperties false (strictness exported)."""
+    """Test that every object in the exported schema forbids additional properties."""
     schema = json_schema()
     objects = [schema, *schema["$defs"].values()]
     for definition in objects:

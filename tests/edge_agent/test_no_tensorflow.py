@@ -25,7 +25,12 @@ def test_loading_and_running_a_bundle_does_not_import_tensorflow(
     tiny_bundles: dict[str, Path],
 ) -> None:
     """Test that loading, featurising and invoking a model leaves tensorflow/keras unimported."""
-    result = subprocess.run([sys.executable, "-c", PROBE, str(tiny_bundles["classification"])],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(tiny_bundles["classification"])],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "LOADED:\n" in result.stdout + "\n" and "LOADED:tensorflow" not in result.stdout

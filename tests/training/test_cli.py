@@ -15,8 +15,13 @@ from training.cli import main
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "training.cli", *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "training.cli", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_inspect_prints_summary_and_verification(tiny_bundles: dict[str, Path], capsys) -> None:
@@ -27,13 +32,28 @@ def test_inspect_prints_summary_and_verification(tiny_bundles: dict[str, Path], 
     assert "verified on ai_edge_litert: hash ok, tensors ok" in out
 
 
-def test_evaluate_json_and_predictions_csv(tiny_bundles: dict[str, Path], tmp_path: Path,
-                                           capsys) -> None:
+def test_evaluate_json_and_predictions_csv(
+    tiny_bundles: dict[str, Path], tmp_path: Path, capsys
+) -> None:
     """Test that evaluate on a labelled CSV prints JSON metrics and writes per-window rows."""
     data = tiny_bundles["classification"].parent.parent / "classification" / "test.csv"
     out_csv = tmp_path / "pred.csv"
-    assert main(["evaluate", str(tiny_bundles["classification"]), "--data", str(data),
-                 "--label-column", "label", "--json", "--predictions", str(out_csv)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tiny_bundles["classification"]),
+                "--data",
+                str(data),
+                "--label-column",
+                "label",
+                "--json",
+                "--predictions",
+                str(out_csv),
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["examples"] == 120 and 0.0 <= report["metrics"]["accuracy"] <= 1.0
     rows = out_csv.read_text().splitlines()
@@ -54,8 +74,12 @@ def test_evaluate_rul_on_units(tiny_bundles: dict[str, Path], capsys) -> None:
     [
         (lambda text: text.replace("seed = 3", "seed = 3\nsneed = 4"), "sneed: Extra inputs"),
         (lambda text: text.replace("window = 128", "window = 0"), "input.window"),
-        (lambda text: text.replace('architecture = "cnn1d_classifier"',
-                                   'architecture = "dense_autoencoder"'), "needs model.architecture"),
+        (
+            lambda text: text.replace(
+                'architecture = "cnn1d_classifier"', 'architecture = "dense_autoencoder"'
+            ),
+            "needs model.architecture",
+        ),
         (lambda text: text + "\n[broken", "not valid TOML"),
     ],
 )
@@ -72,11 +96,13 @@ def test_bad_config_is_one_line(tmp_path: Path, edit, message: str) -> None:
 @pytest.mark.parametrize(
     ("corrupt", "message"),
     [
-        (lambda lines: lines[:2] + ["1700000000.002,0.1,nan,0.3,normal"] + lines[3:], "not finite"),
-        (lambda lines: lines[:2] + ["1700000000.002,0.1,0.3,normal"] + lines[3:], "4 fields"),
-        (lambda lines: lines[:2] + ["1700000000.002,0.1,abc,0.3,normal"] + lines[3:],
-         "'abc' is not a number"),
-        (lambda lines: ["ts,ax,ay,label"] + lines[1:], "missing column"),
+        (lambda lines: [*lines[:2], "1700000000.002,0.1,nan,0.3,normal", *lines[3:]], "not finite"),
+        (lambda lines: [*lines[:2], "1700000000.002,0.1,0.3,normal", *lines[3:]], "4 fields"),
+        (
+            lambda lines: [*lines[:2], "1700000000.002,0.1,abc,0.3,normal", *lines[3:]],
+            "'abc' is not a number",
+        ),
+        (lambda lines: ["ts,ax,ay,label", *lines[1:]], "missing column"),
     ],
 )
 def test_bad_data_file_names_file_and_line(tmp_path: Path, corrupt, message: str) -> None:
@@ -100,9 +126,11 @@ def test_rul_unit_shorter_than_window_is_rejected(tmp_path: Path) -> None:
     (data / "test_FD001.txt").write_text("\n".join(rows[:5]) + "\n")
     (data / "RUL_FD001.txt").write_text("7\n")
     source = (REPO_ROOT / "training/configs/cmapss_fd001_rul.toml").read_text()
-    config.write_text(source.replace('directory = "../../../shared/data/cmapss"',
-                                     'directory = "data"').replace("validation_fraction = 0.2",
-                                                                   "validation_fraction = 0.5"))
+    config.write_text(
+        source.replace('directory = "../../../shared/data/cmapss"', 'directory = "data"').replace(
+            "validation_fraction = 0.2", "validation_fraction = 0.5"
+        )
+    )
     rows2 = [f"2 {c} " + " ".join(["1.5"] * 24) for c in range(1, 41)]
     (data / "train_FD001.txt").write_text("\n".join(rows + rows2) + "\n")
     result = _run("train", str(config), "--models", str(tmp_path / "m"))

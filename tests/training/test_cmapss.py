@@ -22,7 +22,6 @@ from training.datasets.cmapss import (
 )
 
 
-
 def _row(unit: int, cycle: int) -> str:
     """One well-formed 26-column row; sensor values are arbitrary but distinct per column."""
     return " ".join([str(unit), str(cycle), *(f"{c}.5" for c in range(24))])
@@ -141,8 +140,16 @@ def test_split_units_by_engine_and_deterministic(tmp_path: Path) -> None:
         (_table((2, 1)), 1, "first unit is 2"),
         (_table((1, 1)) + _row(1, 2).replace(" 2 ", " 2.5 ", 1) + "\n", 2, "not a positive"),
     ],
-    ids=["columns", "non-numeric", "nan", "cycle-gap", "cycle-start", "unit-order",
-         "unit-start", "fractional-cycle"],
+    ids=[
+        "columns",
+        "non-numeric",
+        "nan",
+        "cycle-gap",
+        "cycle-start",
+        "unit-order",
+        "unit-start",
+        "fractional-cycle",
+    ],
 )
 def test_malformed_table_names_file_and_line(
     tmp_path: Path, content: str, line: int, fragment: str

@@ -24,7 +24,7 @@ def test_bundles_are_full_int8_and_verified(tiny_bundles: dict[str, Path]) -> No
 
 
 def test_manifest_records_everything_the_device_needs(tiny_bundles: dict[str, Path]) -> None:
-    """Test that channels, rate, window, fitted normalisation, metrics pairs and provenance are saved."""
+    """Test that channels, rate, window, fitted normalisation, metrics and provenance are saved."""
     manifest = read_bundle(tiny_bundles["classification"]).manifest
     assert manifest.input.channels == ["ax", "ay", "az"]
     assert manifest.input.sample_rate_hz == 1000.0  # inferred from the ts column
@@ -67,7 +67,9 @@ def test_report_folder_has_plots_and_summary(tiny_bundles: dict[str, Path]) -> N
         summary = (folder / "summary.md").read_text()
         assert "| metric | float | int8 |" in summary
         metrics = json.loads((folder / "metrics.json").read_text())
-        assert metrics["sizes_bytes"]["int8_tflite"] > 0 and metrics["sizes_bytes"]["float_tflite"] > 0
+        assert (
+            metrics["sizes_bytes"]["int8_tflite"] > 0 and metrics["sizes_bytes"]["float_tflite"] > 0
+        )
 
 
 def test_anomaly_faults_kept_out_of_training(tiny_bundles: dict[str, Path]) -> None:

@@ -106,9 +106,7 @@ def read_table(path: str | Path) -> np.ndarray:
         if not tokens:
             continue
         if len(tokens) != len(ALL_COLUMNS):
-            raise DataError(
-                path, f"expected {len(ALL_COLUMNS)} columns, found {len(tokens)}", line
-            )
+            raise DataError(path, f"expected {len(ALL_COLUMNS)} columns, found {len(tokens)}", line)
         row = _numbers(path, line, ALL_COLUMNS, tokens)
         unit = _positive_int(path, line, "unit", row[0])
         cycle = _positive_int(path, line, "cycle", row[1])
@@ -143,9 +141,7 @@ def _read_rul(path: Path, n_units: int, table_name: str) -> np.ndarray:
         if len(tokens) != 1:
             raise DataError(path, f"expected 1 value, found {len(tokens)}", line)
         if len(values) == n_units:
-            raise DataError(
-                path, f"more values than the {n_units} units in {table_name}", line
-            )
+            raise DataError(path, f"more values than the {n_units} units in {table_name}", line)
         (value,) = _numbers(path, line, ("RUL",), tokens)
         if not value.is_integer() or value < 0:
             raise DataError(path, f"RUL {value:g} is not a whole number >= 0", line)
@@ -240,9 +236,7 @@ def split_units(
         raise ValueError("engines must have distinct unit numbers")
     n_val = max(1, round(len(engines) * val_fraction))
     if n_val >= len(engines):
-        raise ValueError(
-            f"{len(engines)} engines are too few for val_fraction={val_fraction}"
-        )
+        raise ValueError(f"{len(engines)} engines are too few for val_fraction={val_fraction}")
     ranked = sorted(units, key=lambda u: hashlib.sha256(f"{seed}:{u}".encode()).digest())
     val_units = set(ranked[:n_val])
     train = [e for e in engines if e.unit not in val_units]
@@ -255,8 +249,9 @@ def _windows(engines: Sequence[Engine], window: int, hop: int, cap: float, path:
     for engine in engines:
         if len(engine.cycles) < window:
             raise DataError(
-                path, f"unit {engine.unit} has {len(engine.cycles)} cycles, fewer than the "
-                f"{window}-cycle window"
+                path,
+                f"unit {engine.unit} has {len(engine.cycles)} cycles, fewer than the "
+                f"{window}-cycle window",
             )
         found = sliding_windows(engine.values, window, hop)
         chunks.append(found)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import math
 from pathlib import Path
 
@@ -52,8 +53,9 @@ def _read_csv(path: Path, numeric: list[str], text: list[str]) -> Columns:
                 try:
                     number = float(raw)
                 except ValueError:
-                    raise DataError(path, f"column '{name}': {raw!r} is not a number",
-                                    line=line_no) from None
+                    raise DataError(
+                        path, f"column '{name}': {raw!r} is not a number", line=line_no
+                    ) from None
                 if not math.isfinite(number):
                     raise DataError(path, f"column '{name}': {raw!r} is not finite", line=line_no)
                 values[name].append(number)
@@ -61,8 +63,10 @@ def _read_csv(path: Path, numeric: list[str], text: list[str]) -> Columns:
                 values[name].append(row[index[name]].strip())
     if not values[(numeric + text)[0]]:
         raise DataError(path, "no data rows")
-    return {name: np.asarray(v, dtype=np.float64 if name in numeric else str)
-            for name, v in values.items()}
+    return {
+        name: np.asarray(v, dtype=np.float64 if name in numeric else str)
+        for name, v in values.items()
+    }
 
 
 def _read_npz(path: Path, numeric: list[str], text: list[str]) -> Columns:
@@ -78,7 +82,9 @@ def _read_npz(path: Path, numeric: list[str], text: list[str]) -> Columns:
     for name in numeric:
         array = archive[name]
         if array.ndim != 1 or array.dtype.kind not in "iuf":
-            raise DataError(path, f"array '{name}' must be 1-D numeric, got {array.dtype}{array.shape}")
+            raise DataError(
+                path, f"array '{name}' must be 1-D numeric, got {array.dtype}{array.shape}"
+            )
         bad = np.flatnonzero(~np.isfinite(array))
         if bad.size:
             raise DataError(path, f"array '{name}' has a non-finite value at index {bad[0]}")
@@ -106,7 +112,9 @@ def _sample_rate(data: TableData, columns: Columns, path: Path) -> float | None:
     return float(f"{1.0 / regular.mean():.6g}")
 
 
-def _segments(columns: Columns, data: TableData, rate: float | None, key: str | None) -> list[slice]:
+def _segments(
+    columns: Columns, data: TableData, rate: float | None, key: str | None
+) -> list[slice]:
     """Contiguous runs with one value of `key` and no time gap longer than 1.5 sample periods."""
     n = len(columns[data.channels[0]])
     breaks = np.zeros(n, dtype=bool)
@@ -115,7 +123,7 @@ def _segments(columns: Columns, data: TableData, rate: float | None, key: str | 
     if data.time_column is not None and rate is not None:
         breaks[1:] |= np.diff(columns[data.time_column]) > 1.5 / rate
     starts = [0, *np.flatnonzero(breaks).tolist(), n]
-    return [slice(a, b) for a, b in zip(starts[:-1], starts[1:]) if b > a]
+    return [slice(a, b) for a, b in itertools.pairwise(starts) if b > a]
 
 
 def _chronological(segment: slice, fractions: tuple[float, float]) -> tuple[slice, slice, slice]:
@@ -135,9 +143,8 @@ def _fingerprint(paths: list[Path]) -> str:
 def build(data: TableData, task: str, window: int, hop: int, rul_cap: float) -> TaskData:
     if task == "rul":
         return _build_rul(data, window, hop, rul_cap)
-    if data.label_column is None:
-        if task == "classification":
-            raise DataError(data.train, "classification needs dataset.label_column")
+    if data.label_column is None and task == "classification":
+        raise DataError(data.train, "classification needs dataset.label_column")
     text = [data.label_column] if data.label_column else []
     numeric = list(data.channels) + ([data.time_column] if data.time_column else [])
     train_cols = read_columns(data.train, numeric, text)
@@ -155,12 +162,15 @@ def build(data: TableData, task: str, window: int, hop: int, rul_cap: float) -> 
             if split_off_test:
                 parts["test"].append((samples, tag))
             continue
-        for name, part in zip(("train", "val", "test"), _chronological(
-                slice(0, samples.shape[0]), fractions)):
+        for name, part in zip(
+            ("train", "val", "test"), _chronological(slice(0, samples.shape[0]), fractions)
+        ):
             parts[name].append((samples[part], tag))
     if test_cols is not None:
         for segment in _segments(test_cols, data, rate, data.label_column):
-            tag = str(test_cols[data.label_column][segment.start]) if data.label_column else "normal"
+            tag = (
+                str(test_cols[data.label_column][segment.start]) if data.label_column else "normal"
+            )
             parts["test"].append((np.stack([test_cols[c][segment] for c in data.channels], 1), tag))
 
     labels = sorted({tag for _, tag in parts["train"]}) if task == "classification" else None
@@ -192,7 +202,9 @@ def build(data: TableData, task: str, window: int, hop: int, rul_cap: float) -> 
         val=windows_of("val"),
         test=windows_of("test"),
         train_rows=np.concatenate([s for s, _ in parts["train"]]),
-        test_description=str(data.test) if data.test else f"last {data.test_fraction:.0%} of {data.train}",
+        test_description=str(data.test)
+        if data.test
+        else f"last {data.test_fraction:.0%} of {data.train}",
         labels=labels,
     )
 
@@ -264,7 +276,7 @@ def evaluation_split(
     unit_column: str = "unit",
     rul_column: str = "rul",
 ) -> Split:
-    """A whole recording as test windows for `edge-train evaluate`, with targets from its columns."""
+    """A whole recording as test windows for `edge-train evaluate`, targets from its columns."""
     if task == "rul":
         columns = read_columns(path, [*channels, unit_column, rul_column], [])
         windows, targets, tags = [], [], []
@@ -279,8 +291,9 @@ def evaluation_split(
         raise DataError(path, f"{task} evaluation needs a label column (--label-column)")
     columns = read_columns(path, list(channels), [label_column])
     chunks, tags = [], []
-    config = TableData(kind="table", train=path, channels=channels, time_column=None,
-                       label_column=label_column)
+    config = TableData(
+        kind="table", train=path, channels=channels, time_column=None, label_column=label_column
+    )
     for segment in _segments(columns, config, None, label_column):
         samples = np.stack([columns[c][segment] for c in channels], axis=1)
         found = sliding_windows(samples, window, hop)

@@ -51,17 +51,25 @@ def build(data: SyntheticVibrationData, task: str, window: int, hop: int, seed: 
         chunks, tags = [], []
         for index, fault in enumerate(faults):
             windows = _records(
-                fault, n, speeds, window, hop, data.windows_per_record,
-                data.sample_rate_hz, seed + offset + 1000 * index,
+                fault,
+                n,
+                speeds,
+                window,
+                hop,
+                data.windows_per_record,
+                data.sample_rate_hz,
+                seed + offset + 1000 * index,
             )
             chunks.append(windows)
             tags += [fault] * len(windows)
         return chunks, tags
 
-    fit_chunks, fit_tags = make(train_faults, data.records_per_class, data.train_speeds_hz,
-                                _TRAIN_SEED_OFFSET)
-    test_chunks, test_tags = make(data.faults, data.test_records_per_class, data.test_speeds_hz,
-                                  _TEST_SEED_OFFSET)
+    fit_chunks, fit_tags = make(
+        train_faults, data.records_per_class, data.train_speeds_hz, _TRAIN_SEED_OFFSET
+    )
+    test_chunks, test_tags = make(
+        data.faults, data.test_records_per_class, data.test_speeds_hz, _TEST_SEED_OFFSET
+    )
     fit_windows = np.concatenate(fit_chunks)
     test_windows = np.concatenate(test_chunks)
 

@@ -62,7 +62,7 @@ def test_spectrum_bands_puts_a_tone_in_its_band() -> None:
 
 
 def test_envelope_recovers_amplitude_modulation() -> None:
-    """Test that the envelope of a 2 kHz carrier modulated at 50 Hz follows 1 + 0.5 cos(2pi 50 t)."""
+    """Test that the envelope of a 2 kHz carrier modulated at 50 Hz is 1 + 0.5 cos(2pi 50 t)."""
     rate, n = 20000.0, 4000
     t = np.arange(n) / rate
     modulation = 1.0 + 0.5 * np.cos(2 * np.pi * 50.0 * t)

@@ -37,8 +37,18 @@ def test_concat_channels_and_flat_shapes() -> None:
 
 def test_concat_channels_rejects_unequal_rows() -> None:
     """Test that joining branches with different row counts side by side is a clear error."""
-    pipe = _pipeline([{"op": "concat", "axis": "channels", "branches": [
-        [{"op": "stats", "names": ["rms"]}], [{"op": "stats", "names": ["rms", "peak"]}]]}])
+    pipe = _pipeline(
+        [
+            {
+                "op": "concat",
+                "axis": "channels",
+                "branches": [
+                    [{"op": "stats", "names": ["rms"]}],
+                    [{"op": "stats", "names": ["rms", "peak"]}],
+                ],
+            }
+        ]
+    )
     with pytest.raises(ValueError, match="equal rows"):
         pipe(np.ones((10, 1)))
 
@@ -56,11 +66,21 @@ def test_bad_parameters_rejected() -> None:
     with pytest.raises(ValidationError, match="std"):
         STEPS.validate_python([{"op": "standardize", "mean": [0.0], "std": [0.0]}])
     with pytest.raises(ValidationError, match="carrier_hz"):
-        STEPS.validate_python([{"op": "envelope_bands", "carrier_hz": [500, 100], "n_bands": 4,
-                                "f_min": 1, "f_max": 10}])
+        STEPS.validate_python(
+            [
+                {
+                    "op": "envelope_bands",
+                    "carrier_hz": [500, 100],
+                    "n_bands": 4,
+                    "f_min": 1,
+                    "f_max": 10,
+                }
+            ]
+        )
     with pytest.raises(ValidationError, match="f_min > 0"):
-        STEPS.validate_python([{"op": "spectrum_bands", "n_bands": 4, "f_min": 0, "f_max": 10,
-                                "spacing": "log"}])
+        STEPS.validate_python(
+            [{"op": "spectrum_bands", "n_bands": 4, "f_min": 0, "f_max": 10, "spacing": "log"}]
+        )
 
 
 def test_spectral_step_needs_sample_rate() -> None:
@@ -72,14 +92,35 @@ def test_spectral_step_needs_sample_rate() -> None:
 
 def test_batch_equals_one_by_one_bit_for_bit() -> None:
     """Test that batch() gives exactly the bytes of calling the pipeline window by window."""
-    pipe = _pipeline([
-        {"op": "remove_mean"},
-        {"op": "concat", "axis": "channels", "branches": [
-            [{"op": "spectrum_bands", "n_bands": 8, "f_min": 1, "f_max": 400, "spacing": "log"}],
-            [{"op": "envelope_bands", "carrier_hz": [100, 400], "n_bands": 8, "f_min": 1,
-              "f_max": 50}],
-        ]},
-    ])
+    pipe = _pipeline(
+        [
+            {"op": "remove_mean"},
+            {
+                "op": "concat",
+                "axis": "channels",
+                "branches": [
+                    [
+                        {
+                            "op": "spectrum_bands",
+                            "n_bands": 8,
+                            "f_min": 1,
+                            "f_max": 400,
+                            "spacing": "log",
+                        }
+                    ],
+                    [
+                        {
+                            "op": "envelope_bands",
+                            "carrier_hz": [100, 400],
+                            "n_bands": 8,
+                            "f_min": 1,
+                            "f_max": 50,
+                        }
+                    ],
+                ],
+            },
+        ]
+    )
     windows = np.random.default_rng(1).normal(size=(5, 256, 3)).astype(np.float32)
     batch = pipe.batch(windows)
     for i, window in enumerate(windows):

@@ -36,6 +36,10 @@ def test_spec_mismatches_lists_each_difference() -> None:
     """Test that each differing field is reported with both values."""
     other = TensorSpec(shape=[1, 5], dtype="uint8", scale=0.25, zero_point=0)
     problems = spec_mismatches(INT8, other)
-    assert problems == ["shape [1, 5] (manifest [1, 4])", "dtype uint8 (manifest int8)",
-                        "scale 0.25 (manifest 0.5)", "zero_point 0 (manifest -3)"]
+    assert problems == [
+        "shape [1, 5] (manifest [1, 4])",
+        "dtype uint8 (manifest int8)",
+        "scale 0.25 (manifest 0.5)",
+        "zero_point 0 (manifest -3)",
+    ]
     assert spec_mismatches(INT8, INT8) == []

@@ -18,8 +18,10 @@ def test_auto_prefers_ai_edge_litert() -> None:
     assert name == "ai_edge_litert"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tflite_runtime") is not None,
-                    reason="tflite-runtime is installed here, so it cannot be shown missing")
+@pytest.mark.skipif(
+    importlib.util.find_spec("tflite_runtime") is not None,
+    reason="tflite-runtime is installed here, so it cannot be shown missing",
+)
 def test_forced_missing_backend_says_how_to_install() -> None:
     """Test that forcing an absent backend gives a readable error with the install command."""
     with pytest.raises(RuntimeBackendError, match=r"tflite_runtime .*edge-pdm\[tflite\]"):
@@ -34,4 +36,6 @@ def test_litert_and_tensorflow_agree(tiny_bundles: dict[str, Path]) -> None:
         assert tensorflow.backend == "tensorflow"
         features = np.asarray(litert.manifest.golden.input, dtype=np.float32)
         step = litert.output_spec.scale
-        assert np.max(np.abs(litert.predict(features) - tensorflow.predict(features))) <= step * 1.01
+        assert (
+            np.max(np.abs(litert.predict(features) - tensorflow.predict(features))) <= step * 1.01
+        )
