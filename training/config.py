@@ -89,7 +89,11 @@ class ModelConfig(Strict):
     filters: list[int] = [32, 64, 64]
     kernel_size: int = Field(default=5, ge=1)
     dense_units: list[int] = [64]
+    activation: Literal["relu", "tanh"] = "relu"
     dropout: float = Field(default=0.0, ge=0, lt=1)
+    input_noise: float = Field(
+        default=0.0, ge=0, description="Std of Gaussian noise added to inputs while training only."
+    )
     ensemble: int = Field(default=1, ge=1, le=8, description="Averaged sub-networks in one graph.")
     epochs: int = Field(default=50, ge=1)
     batch_size: int = Field(default=64, ge=1)

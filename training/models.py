@@ -11,7 +11,9 @@ from training.config import ModelConfig
 
 def _conv_stack(x: keras.KerasTensor, config: ModelConfig, pool: bool) -> keras.KerasTensor:
     for filters in config.filters:
-        x = layers.Conv1D(filters, config.kernel_size, padding="same", activation="relu")(x)
+        x = layers.Conv1D(
+            filters, config.kernel_size, padding="same", activation=config.activation
+        )(x)
         if pool:
             x = layers.MaxPooling1D(2)(x)
     return x
@@ -25,7 +27,7 @@ def cnn1d_classifier(
     x = _conv_stack(inputs, config, pool=True)
     x = layers.GlobalAveragePooling1D()(x)
     for units in config.dense_units:
-        x = layers.Dense(units, activation="relu")(x)
+        x = layers.Dense(units, activation=config.activation)(x)
         if config.dropout:
             x = layers.Dropout(config.dropout)(x)
     outputs = layers.Dense(n_classes, activation="softmax")(x)
@@ -35,26 +37,31 @@ def cnn1d_classifier(
 def dense_autoencoder(input_shape: tuple[int, ...], config: ModelConfig) -> keras.Model:
     """Symmetric dense autoencoder; `dense_units` lists encoder widths down to the bottleneck."""
     inputs = keras.Input(shape=input_shape)
-    x = inputs
+    x = layers.GaussianNoise(config.input_noise)(inputs) if config.input_noise else inputs
     for units in config.dense_units:
-        x = layers.Dense(units, activation="relu")(x)
+        x = layers.Dense(units, activation=config.activation)(x)
     for units in reversed(config.dense_units[:-1]):
-        x = layers.Dense(units, activation="relu")(x)
+        x = layers.Dense(units, activation=config.activation)(x)
     outputs = layers.Dense(input_shape[0])(x)
     return keras.Model(inputs, outputs, name="dense_autoencoder")
 
 
 def cnn1d_regressor(input_shape: tuple[int, ...], config: ModelConfig) -> keras.Model:
-    """Temporal conv stack and a dense head; `ensemble` sub-networks are averaged in one graph."""
+    """Temporal conv stack, flatten, dropout and a dense head (after Li et al. 2018, DCNN).
+
+    Training-time input noise regularises against memorising single engines; `ensemble`
+    sub-networks are averaged inside one graph, so the device still runs one model.
+    """
     inputs = keras.Input(shape=input_shape)
     heads = []
     for _ in range(config.ensemble):
-        x = _conv_stack(inputs, config, pool=False)
+        x = layers.GaussianNoise(config.input_noise)(inputs) if config.input_noise else inputs
+        x = _conv_stack(x, config, pool=False)
         x = layers.Flatten()(x)
+        if config.dropout:
+            x = layers.Dropout(config.dropout)(x)
         for units in config.dense_units:
-            x = layers.Dense(units, activation="relu")(x)
-            if config.dropout:
-                x = layers.Dropout(config.dropout)(x)
+            x = layers.Dense(units, activation=config.activation)(x)
         heads.append(layers.Dense(1)(x))
     outputs = heads[0] if len(heads) == 1 else layers.Average()(heads)
     return keras.Model(inputs, outputs, name="cnn1d_regressor")
