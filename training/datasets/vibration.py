@@ -78,6 +78,8 @@ def build(data: SyntheticVibrationData, task: str, window: int, hop: int, seed: 
     n_records = len(fit_windows) // per_record
     rng = np.random.default_rng(seed)
     is_val_record = rng.random(n_records) < data.validation_fraction
+    if is_val_record.all() or not is_val_record.any():
+        is_val_record = np.arange(n_records) % 2 == 1  # too few records for chance: alternate
     is_val = np.repeat(is_val_record, per_record)
 
     if task == "classification":
