@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from edge_agent.manifest import AnomalyOutput, ClassificationOutput, Manifest, RulOutput
 
 
 def reconstruction_mse(model_input: np.ndarray, model_output: np.ndarray) -> float:
@@ -11,3 +15,23 @@ def reconstruction_mse(model_input: np.ndarray, model_output: np.ndarray) -> flo
         model_output, dtype=np.float64
     ).reshape(-1)
     return float(np.mean(diff * diff))
+
+
+def interpret(
+    manifest: Manifest, model_input: np.ndarray, model_output: np.ndarray
+) -> dict[str, Any]:
+    """The task's fields for a result payload, all plain Python numbers and strings."""
+    spec = manifest.output
+    if isinstance(spec, ClassificationOutput):
+        probabilities = [float(p) for p in model_output]
+        best = int(np.argmax(model_output))
+        return {
+            "label": spec.labels[best],
+            "confidence": probabilities[best],
+            "probabilities": dict(zip(spec.labels, probabilities)),
+        }
+    if isinstance(spec, AnomalyOutput):
+        score = reconstruction_mse(model_input, model_output)
+        return {"score": score, "threshold": spec.threshold, "is_anomaly": score > spec.threshold}
+    assert isinstance(spec, RulOutput)
+    return {"rul": max(float(model_output[0]), 0.0), "units": spec.units}

@@ -104,48 +104,15 @@ def _write_predictions(path: Path, manifest, split, predictions: np.ndarray) -> 
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    from edge_agent.describe import summary_json, summary_lines
     from edge_agent.runtime import load_model
 
     runner = load_model(args.bundle, backend=args.backend)
-    manifest = runner.manifest
     golden_error = runner.smoke_test()
     if args.json:
-        summary = manifest.model_dump(mode="json", by_alias=True, exclude={"golden"})
-        summary["verified"] = {
-            "backend": runner.backend,
-            "golden_max_error": golden_error,
-            "model_bytes": len(runner.bundle.model),
-        }
-        print(json.dumps(summary, indent=1))
-        return 0
-    spec = manifest.input
-    rate = f"{spec.sample_rate_hz:g} Hz" if spec.sample_rate_hz else "per cycle"
-    print(
-        f"{manifest.name} {manifest.version}  task={manifest.task}  created {manifest.created_at}"
-    )
-    print(f"  {manifest.description}")
-    print(
-        f"  input    {len(spec.channels)} channels {spec.channels} at {rate}, "
-        f"window {spec.window}, hop {spec.hop}"
-    )
-    print(f"  features {' -> '.join(step.op for step in spec.features) or '(raw window)'}")
-    print(
-        f"  output   {manifest.output.model_dump()}"
-        if manifest.task != "classification"
-        else f"  labels   {manifest.output.labels}"
-    )
-    for name, tensor in (("input", manifest.tensors.input), ("output", manifest.tensors.output)):
-        print(
-            f"  tensor   {name} {tensor.shape} {tensor.dtype} scale={tensor.scale:.6g} "
-            f"zero_point={tensor.zero_point}"
-        )
-    print(f"  metrics  on {manifest.metrics.evaluated_on}")
-    for key, pair in manifest.metrics.values.items():
-        print(f"           {key:18s} float {pair.float_model:.4f}   int8 {pair.int8_model:.4f}")
-    print(f"  model    {len(runner.bundle.model):,} bytes sha256 {manifest.model_sha256}")
-    print(
-        f"  verified on {runner.backend}: hash ok, tensors ok, golden max error {golden_error:.3g}"
-    )
+        print(json.dumps(summary_json(runner, golden_error), indent=1))
+    else:
+        print("\n".join(summary_lines(runner, golden_error)))
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 from typing import Any, Literal
 
@@ -10,12 +11,13 @@ from edge_agent.errors import RuntimeBackendError
 BackendName = Literal["ai_edge_litert", "tflite_runtime", "tensorflow"]
 BackendChoice = Literal["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"]
 BACKENDS: tuple[BackendName, ...] = ("ai_edge_litert", "tflite_runtime", "tensorflow")
-# (module, attribute path to the Interpreter class inside it)
+# (module, attribute path to the Interpreter class, attribute path to load_delegate)
 _LOCATIONS = {
-    "ai_edge_litert": ("ai_edge_litert.interpreter", "Interpreter"),
-    "tflite_runtime": ("tflite_runtime.interpreter", "Interpreter"),
-    "tensorflow": ("tensorflow", "lite.Interpreter"),
+    "ai_edge_litert": ("ai_edge_litert.interpreter", "Interpreter", "load_delegate"),
+    "tflite_runtime": ("tflite_runtime.interpreter", "Interpreter", "load_delegate"),
+    "tensorflow": ("tensorflow", "lite.Interpreter", "lite.experimental.load_delegate"),
 }
+EDGETPU_LIBRARY = "libedgetpu.so.1"
 _INSTALL_HINT = {
     "ai_edge_litert": "pip install 'edge-pdm[agent]'",
     "tflite_runtime": "pip install 'edge-pdm[tflite]'",
@@ -23,12 +25,26 @@ _INSTALL_HINT = {
 }
 
 
-def _import(name: BackendName) -> Any:
-    module_name, attribute = _LOCATIONS[name]
+def _import(name: BackendName, which: int = 1) -> Any:
+    module_name = _LOCATIONS[name][0]
     found: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
+    for part in _LOCATIONS[name][which].split("."):
         found = getattr(found, part)
     return found
+
+
+def load_edgetpu_delegate(backend: BackendName, library: str = EDGETPU_LIBRARY) -> Any:
+    """The Edge TPU delegate for this backend; RuntimeBackendError says what to install."""
+    try:
+        # Probe the shared library first: a failed load_delegate leaves a half-built delegate
+        # object whose finaliser prints a traceback in some LiteRT versions.
+        ctypes.CDLL(library)
+        return _import(backend, which=2)(library)
+    except (ValueError, OSError, RuntimeError, AttributeError) as exc:
+        raise RuntimeBackendError(
+            f"Edge TPU delegate {library} could not be loaded with {backend} ({exc}); install "
+            "the Edge TPU runtime (Debian package libedgetpu1-std) and plug in the device"
+        ) from None
 
 
 def resolve_interpreter(choice: BackendChoice = "auto") -> tuple[BackendName, Any]:

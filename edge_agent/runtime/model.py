@@ -2,29 +2,49 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from edge_agent.bundle import Bundle, read_bundle
-from edge_agent.errors import BundleError
+from edge_agent.errors import BundleError, RuntimeBackendError
 from edge_agent.manifest import Manifest
 from edge_agent.runtime.adapter import dequantize, quantize, spec_mismatches, tensor_spec
-from edge_agent.runtime.backends import BackendChoice, resolve_interpreter
+from edge_agent.runtime.backends import BackendChoice, load_edgetpu_delegate, resolve_interpreter
+
+log = logging.getLogger("edge_agent.runtime")
 
 
 class ModelRunner:
     """One interpreter for one bundle, checked against its manifest when it is built."""
 
     def __init__(
-        self, bundle: Bundle, backend: BackendChoice = "auto", num_threads: int = 1
+        self,
+        bundle: Bundle,
+        backend: BackendChoice = "auto",
+        num_threads: int = 1,
+        edgetpu: bool = False,
+        edgetpu_fallback: bool = False,
     ) -> None:
         self.bundle = bundle
         self.backend, interpreter_class = resolve_interpreter(backend)
+        self.delegate: str | None = None
+        delegates = []
+        if edgetpu:
+            try:
+                delegates.append(load_edgetpu_delegate(self.backend))
+                self.delegate = "edgetpu"
+            except RuntimeBackendError as exc:
+                if not edgetpu_fallback:
+                    raise
+                log.warning("Edge TPU unavailable, running on CPU", extra={"error": str(exc)})
         model_path = bundle.path / "model.tflite"
         try:
             self._interpreter = interpreter_class(
-                model_content=bundle.model, num_threads=num_threads
+                model_content=bundle.model,
+                num_threads=num_threads,
+                experimental_delegates=delegates or None,
             )
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
@@ -84,9 +104,13 @@ class ModelRunner:
 
 
 def load_model(
-    path: str | Path, backend: BackendChoice = "auto", num_threads: int = 1
+    path: str | Path,
+    backend: BackendChoice = "auto",
+    num_threads: int = 1,
+    edgetpu: bool = False,
+    edgetpu_fallback: bool = False,
 ) -> ModelRunner:
     """Read, verify, load and smoke-test a bundle."""
-    runner = ModelRunner(read_bundle(path), backend=backend, num_threads=num_threads)
+    runner = ModelRunner(read_bundle(path), backend, num_threads, edgetpu, edgetpu_fallback)
     runner.smoke_test()
     return runner

@@ -1,0 +1,56 @@
+"""Alarm state per model: N-of-M debounce with hysteresis, and a severity.
+
+A window is abnormal when the classifier names a fault label, the anomaly score exceeds the
+threshold, or the RUL falls below `rul_below`. The alarm is raised when `raise_count` of the
+last `window_count` windows are abnormal and cleared when at most `clear_count` are, so a
+single noisy window cannot raise it and a flapping signal cannot toggle it every window.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Literal
+
+from edge_agent.config.models import AlarmConfig
+
+Severity = Literal["warning", "critical"]
+
+
+def judge(task: str, output: dict[str, Any], config: AlarmConfig) -> tuple[bool, Severity, str]:
+    """(abnormal?, severity if so, reason) for one result."""
+    if task == "classification":
+        label = output["label"]
+        return label not in config.normal_labels, "warning", f"label {label}"
+    if task == "anomaly":
+        score, threshold = output["score"], output["threshold"]
+        severity: Severity = "critical" if score > threshold * config.critical_factor else "warning"
+        return score > threshold, severity, f"score {score:.4g} > threshold {threshold:.4g}"
+    rul = output["rul"]
+    severity = "critical" if rul < config.rul_critical_below else "warning"
+    return rul < config.rul_below, severity, f"rul {rul:.1f} < {config.rul_below:g}"
+
+
+class AlarmState:
+    def __init__(self, config: AlarmConfig) -> None:
+        self.config = config
+        self.recent: deque[bool] = deque(maxlen=config.window_count)
+        self.active = False
+        self.severity: Severity | None = None
+        self.since: float | None = None
+
+    def update(
+        self, abnormal: bool, severity: Severity, at: float
+    ) -> Literal["raised", "cleared", "escalated"] | None:
+        """Feed one window's verdict; return the transition it caused, if any."""
+        self.recent.append(abnormal)
+        count = sum(self.recent)
+        if not self.active and count >= self.config.raise_count:
+            self.active, self.severity, self.since = True, severity, at
+            return "raised"
+        if self.active and count <= self.config.clear_count:
+            self.active, self.severity, self.since = False, None, at
+            return "cleared"
+        if self.active and abnormal and severity == "critical" and self.severity == "warning":
+            self.severity = "critical"
+            return "escalated"
+        return None

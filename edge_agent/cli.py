@@ -1,0 +1,140 @@
+"""`edge-agent`: run the device agent, check configs and bundles, run one-off inference."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+
+from edge_agent.errors import EdgeError
+
+log = logging.getLogger("edge_agent.cli")
+BACKENDS = ["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"]
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edge_agent.agent import Agent
+    from edge_agent.config import load_agent_config
+    from edge_agent.logs import setup_logging
+
+    config = load_agent_config(args.config)
+    setup_logging(args.log_level or config.log.level, config.log.format)
+    agent = Agent(config, Path(args.config))
+    agent.install_signal_handlers()
+    return agent.run()
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from edge_agent.agent import build_pipelines
+    from edge_agent.config import load_agent_config
+
+    config = load_agent_config(args.config)
+    pipelines = build_pipelines(config, sinks=[])
+    print(f"{args.config}: ok, device '{config.device_id}'")
+    for pipeline, binding in zip(pipelines, config.models):
+        runner = pipeline.runner
+        print(
+            f"  model {pipeline.ref.id}: {runner.manifest.name} {runner.manifest.version} "
+            f"({runner.manifest.task}) on {runner.backend}, source '{binding.source}'"
+        )
+    for source in config.sources:
+        print(f"  source {source.id}: {source.kind}")
+    return 0
+
+
+def _check_model(args: argparse.Namespace) -> int:
+    from edge_agent.describe import summary_json, summary_lines
+    from edge_agent.runtime import load_model
+
+    runner = load_model(args.bundle, backend=args.backend, num_threads=args.num_threads)
+    error = runner.smoke_test()
+    if args.json:
+        print(json.dumps(summary_json(runner, error), indent=1))
+    else:
+        print("\n".join(summary_lines(runner, error)))
+    return 0
+
+
+def _infer(args: argparse.Namespace) -> int:
+    from edge_agent.config.models import AlarmConfig
+    from edge_agent.config.sources import ReplaySource
+    from edge_agent.pipeline import ModelPipeline
+    from edge_agent.runtime import load_model
+    from edge_agent.sinks.jsonl import JsonlSink
+    from edge_agent.sources.replay import ReplayStream
+
+    runner = load_model(args.bundle, backend=args.backend)
+    source = ReplayStream(
+        ReplaySource(
+            kind="replay",
+            id="input",
+            path=Path(args.input),
+            time_column=args.time_column,
+            sample_rate_hz=args.sample_rate,
+            channels=args.channels.split(",") if args.channels else None,
+        )
+    )
+    sink = JsonlSink(args.output)
+    alarm = AlarmConfig(enabled=not args.no_alarms)
+    pipeline = ModelPipeline(args.device, runner.manifest.name, runner, alarm, [sink])
+    source.run(pipeline.push, threading.Event())
+    sink.close()
+    rejected = dict(pipeline.windower.counters)
+    print(
+        f"{pipeline.results} results from {len(source.values)} samples"
+        + (f"; rejected {rejected}" if rejected else ""),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the agent until SIGTERM/SIGINT (SIGHUP reloads)")
+    p.add_argument("-c", "--config", required=True)
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("check-config", help="validate a config and load its bundles, then exit")
+    p.add_argument("config")
+    p.set_defaults(func=_check_config)
+
+    p = sub.add_parser("check-model", help="verify a bundle, run its golden test, summarise it")
+    p.add_argument("bundle")
+    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--num-threads", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_check_model)
+
+    p = sub.add_parser("infer", help="run a bundle over a recording (CSV/NPZ), JSON lines out")
+    p.add_argument("bundle")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", default="-", help="JSON-lines file (default: stdout)")
+    p.add_argument("--time-column", default="ts")
+    p.add_argument("--sample-rate", type=float, help="samples/s when the file has no time column")
+    p.add_argument("--channels", help="comma-separated columns (default: all but time)")
+    p.add_argument("--device", default="local")
+    p.add_argument("--no-alarms", action="store_true")
+    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.set_defaults(func=_infer)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EdgeError as exc:
+        print(f"edge-agent: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

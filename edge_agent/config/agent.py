@@ -1,0 +1,54 @@
+"""The whole agent configuration file."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from edge_agent.config.base import Section, TopicId
+from edge_agent.config.models import ModelBinding
+from edge_agent.config.mqtt import MqttConfig
+from edge_agent.config.sinks import JsonlSink, SinkConfig
+from edge_agent.config.sources import MqttSource, SourceConfig
+
+
+class RuntimeConfig(Section):
+    backend: Literal["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"] = "auto"
+    num_threads: int = Field(default=1, ge=1, le=16)
+    edgetpu_fallback_to_cpu: bool = Field(
+        default=True, description="If libedgetpu is missing, run Edge TPU models on the CPU."
+    )
+
+
+class LogConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "logfmt"] = "json"
+    repeat_interval_s: float = Field(
+        default=60.0, ge=0, description="Repeated input errors are logged once per interval."
+    )
+
+
+class AgentConfig(Section):
+    device_id: TopicId
+    runtime: RuntimeConfig = RuntimeConfig()
+    mqtt: MqttConfig | None = None
+    log: LogConfig = LogConfig()
+    queue_blocks: int = Field(default=256, ge=1, description="Sample blocks buffered per agent.")
+    shutdown_timeout_s: float = Field(default=10.0, gt=0)
+    sources: list[SourceConfig] = Field(min_length=1)
+    models: list[ModelBinding] = Field(min_length=1)
+    sinks: list[SinkConfig] = [JsonlSink(kind="jsonl")]
+
+    @model_validator(mode="after")
+    def _references(self) -> AgentConfig:
+        ids = [source.id for source in self.sources]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"source ids must be unique, repeated: {duplicates}")
+        if self.mqtt is None and any(isinstance(s, MqttSource) for s in self.sources):
+            raise ValueError("an mqtt source needs an [mqtt] section with the broker")
+        for index, model in enumerate(self.models):
+            if model.source not in ids:
+                raise ValueError(f"models.{index}.source '{model.source}' is not a source id {ids}")
+        return self

@@ -1,0 +1,49 @@
+"""Human and machine summaries of a bundle (`edge-agent check-model`, `edge-train inspect`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge_agent.runtime.model import ModelRunner
+
+
+def summary_json(runner: ModelRunner, golden_error: float) -> dict[str, Any]:
+    summary = runner.manifest.model_dump(mode="json", by_alias=True, exclude={"golden"})
+    summary["verified"] = {
+        "backend": runner.backend,
+        "delegate": runner.delegate,
+        "golden_max_error": golden_error,
+        "model_bytes": len(runner.bundle.model),
+    }
+    return summary
+
+
+def summary_lines(runner: ModelRunner, golden_error: float) -> list[str]:
+    manifest = runner.manifest
+    spec = manifest.input
+    rate = f"{spec.sample_rate_hz:g} Hz" if spec.sample_rate_hz else "per cycle"
+    lines = [
+        f"{manifest.name} {manifest.version}  task={manifest.task}  created {manifest.created_at}",
+        f"  {manifest.description}",
+        f"  input    {len(spec.channels)} channels {spec.channels} at {rate}, "
+        f"window {spec.window}, hop {spec.hop}",
+        f"  features {' -> '.join(step.op for step in spec.features) or '(raw window)'}",
+    ]
+    if manifest.task == "classification":
+        lines.append(f"  labels   {manifest.output.labels}")  # type: ignore[union-attr]
+    else:
+        lines.append(f"  output   {manifest.output.model_dump()}")
+    for name, tensor in (("input", manifest.tensors.input), ("output", manifest.tensors.output)):
+        lines.append(
+            f"  tensor   {name} {tensor.shape} {tensor.dtype} scale={tensor.scale:.6g} "
+            f"zero_point={tensor.zero_point}"
+        )
+    lines.append(f"  metrics  on {manifest.metrics.evaluated_on}")
+    for key, pair in manifest.metrics.values.items():
+        lines.append(
+            f"           {key:18s} float {pair.float_model:.4f}   int8 {pair.int8_model:.4f}"
+        )
+    lines.append(f"  model    {len(runner.bundle.model):,} bytes sha256 {manifest.model_sha256}")
+    where = runner.backend + (f" + {runner.delegate}" if runner.delegate else "")
+    lines.append(f"  verified on {where}: hash ok, tensors ok, golden max error {golden_error:.3g}")
+    return lines

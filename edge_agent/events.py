@@ -1,0 +1,83 @@
+"""Typed events the pipeline emits; sinks turn them into bytes (JSON lines, MQTT payloads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+RESULT_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    id: str  # topic id of this model binding
+    name: str
+    version: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """One window's answer. `output` holds the task's fields (label, score, rul ...)."""
+
+    device: str
+    model: ModelRef
+    seq: int
+    window_start: float
+    window_end: float
+    task: str
+    output: dict[str, Any]
+    latency_ms: float
+    historical: bool = False
+
+    def payload(self, published_at: float) -> dict[str, Any]:
+        return {
+            "schema_version": RESULT_SCHEMA_VERSION,
+            "type": "result",
+            "device": self.device,
+            "model": {
+                "id": self.model.id,
+                "name": self.model.name,
+                "version": self.model.version,
+                "sha256": self.model.sha256,
+            },
+            "seq": self.seq,
+            "window": {"start": self.window_start, "end": self.window_end},
+            "published_at": published_at,
+            "task": self.task,
+            **self.output,
+            "latency_ms": self.latency_ms,
+            "historical": self.historical,
+        }
+
+
+@dataclass(frozen=True)
+class AlarmEvent:
+    """A transition of one model's alarm: raised (with severity) or cleared."""
+
+    device: str
+    model: ModelRef
+    state: Literal["raised", "cleared"]
+    severity: Literal["warning", "critical"] | None
+    since: float  # measurement time the current state began
+    reason: str
+    seq: int  # result seq that caused the transition
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def payload(self, published_at: float) -> dict[str, Any]:
+        return {
+            "schema_version": RESULT_SCHEMA_VERSION,
+            "type": "alarm",
+            "device": self.device,
+            "model": {"id": self.model.id, "name": self.model.name, "version": self.model.version},
+            "state": self.state,
+            "severity": self.severity,
+            "since": self.since,
+            "reason": self.reason,
+            "seq": self.seq,
+            "published_at": published_at,
+            **self.details,
+        }
+
+
+Event = Result | AlarmEvent

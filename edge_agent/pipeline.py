@@ -1,0 +1,91 @@
+"""One model on one stream: windows -> features -> int8 inference -> answer -> alarm -> sinks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from edge_agent.alarm import AlarmState, judge
+from edge_agent.config.models import AlarmConfig
+from edge_agent.events import AlarmEvent, Event, ModelRef, Result
+from edge_agent.postprocess import interpret
+from edge_agent.runtime.model import ModelRunner
+from edge_agent.sinks.base import Sink
+from edge_agent.stream.blocks import SampleBlock
+from edge_agent.stream.windower import Windower
+
+
+class ModelPipeline:
+    def __init__(
+        self,
+        device: str,
+        model_id: str,
+        runner: ModelRunner,
+        alarm: AlarmConfig,
+        sinks: Sequence[Sink],
+        channel_map: dict[str, str] | None = None,
+    ) -> None:
+        manifest = runner.manifest
+        self.device = device
+        self.runner = runner
+        self.ref = ModelRef(model_id, manifest.name, manifest.version, manifest.model_sha256)
+        spec = manifest.input
+        self.windower = Windower(
+            spec.channels, spec.window, spec.hop, spec.sample_rate_hz, channel_map
+        )
+        self.features = spec.pipeline()
+        self.alarm_config = alarm
+        self.alarm = AlarmState(alarm)
+        self.sinks = list(sinks)
+        self.seq = 0
+        self.results = 0
+
+    def push(self, block: SampleBlock) -> int:
+        """Feed samples; emit one result per completed window. Returns the number of results."""
+        windows = self.windower.push(block)
+        manifest = self.runner.manifest
+        for window in windows:
+            started = time.perf_counter()
+            model_input = self.features(window.values)
+            model_output = self.runner.predict(model_input)
+            output = interpret(manifest, model_input, model_output)
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            self.seq += 1
+            result = Result(
+                self.device,
+                self.ref,
+                self.seq,
+                window.start,
+                window.end,
+                manifest.task,
+                output,
+                latency_ms,
+            )
+            self._emit(result)
+            if self.alarm_config.enabled:
+                self._update_alarm(output, window.end)
+        self.results += len(windows)
+        return len(windows)
+
+    def _update_alarm(self, output: dict, at: float) -> None:
+        abnormal, severity, reason = judge(self.runner.manifest.task, output, self.alarm_config)
+        change = self.alarm.update(abnormal, severity, at)
+        if change is None:
+            return
+        state = "cleared" if change == "cleared" else "raised"
+        self._emit(
+            AlarmEvent(
+                self.device,
+                self.ref,
+                state,
+                self.alarm.severity,
+                at,
+                reason if state == "raised" else "back to normal",
+                self.seq,
+                {"escalated": True} if change == "escalated" else {},
+            )
+        )
+
+    def _emit(self, event: Event) -> None:
+        for sink in self.sinks:
+            sink.emit(event)

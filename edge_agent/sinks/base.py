@@ -1,0 +1,13 @@
+"""What the pipeline needs from a sink: take an event, and close when the agent stops."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from edge_agent.events import Event
+
+
+class Sink(Protocol):
+    def emit(self, event: Event) -> None: ...
+
+    def close(self) -> None: ...

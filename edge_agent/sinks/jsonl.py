@@ -1,0 +1,31 @@
+"""JSON lines to standard output or a file, one event per line."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+
+from edge_agent.events import Event
+
+
+class JsonlSink:
+    def __init__(self, path: Path | str = "-", fsync: bool = False) -> None:
+        self._own = str(path) != "-"
+        self._handle: BinaryIO = open(path, "ab") if self._own else sys.stdout.buffer  # noqa: SIM115
+        self._fsync = fsync and self._own
+
+    def emit(self, event: Event) -> None:
+        self._handle.write(orjson.dumps(event.payload(time.time())) + b"\n")
+        self._handle.flush()
+        if self._fsync:
+            os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.flush()
+        if self._own:
+            self._handle.close()

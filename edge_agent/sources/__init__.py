@@ -1,0 +1,1 @@
+"""Sample sources: simulator, file replay, MQTT subscription, and plugins (entry points)."""

@@ -1,0 +1,1 @@
+"""Sample blocks and the streaming window buffer."""
