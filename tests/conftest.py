@@ -187,3 +187,72 @@ def tiny_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             root / "models" / f"tiny-{'classifier' if task == 'classification' else task}"
         )
     return bundles
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.02) -> None:
+    """Poll an observable condition (not a fixed sleep) until true; fail after `timeout`."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Broker:
+    """A real Mosquitto on a free loopback port, with its own config and log."""
+
+    def __init__(self, folder: Path) -> None:
+        import shutil
+
+        self.folder = folder
+        self.port = free_port()
+        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            f"log_dest file {folder / 'mosquitto.log'}\n"
+        )
+        self.process = None
+
+    def start(self) -> None:
+        import socket
+        import subprocess
+
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def accepting() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                pytest.fail(f"mosquitto exited with {self.process.returncode}")
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_until(accepting, 10, "mosquitto to accept connections")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
+    """A running Mosquitto for one test (apt-get install mosquitto; .ci/run does it)."""
+    instance = Broker(tmp_path)
+    instance.start()
+    yield instance
+    instance.stop()

@@ -131,11 +131,11 @@ def test_rul_unit_shorter_than_window_is_rejected(tmp_path: Path) -> None:
             "validation_fraction = 0.2", "validation_fraction = 0.5"
         )
     )
-    rows2 = [f"2 {c} " + " ".join(["1.5"] * 24) for c in range(1, 41)]
+    rows2 = [f"2 {c} " + " ".join(["1.5"] * 24) for c in range(1, 61)]
     (data / "train_FD001.txt").write_text("\n".join(rows + rows2) + "\n")
     result = _run("train", str(config), "--models", str(tmp_path / "m"))
     assert result.returncode == 2
-    assert "unit 1 has 10 cycles, fewer than the 30-cycle window" in result.stderr
+    assert "unit 1 has 10 cycles, fewer than the 40-cycle window" in result.stderr
 
 
 def test_inspect_truncated_model_is_refused(tiny_bundles: dict[str, Path], tmp_path: Path) -> None:
