@@ -16,18 +16,27 @@ from edge_agent.config.models import AlarmConfig
 Severity = Literal["warning", "critical"]
 
 
-def judge(task: str, output: dict[str, Any], config: AlarmConfig) -> tuple[bool, Severity, str]:
-    """(abnormal?, severity if so, reason) for one result."""
+def judge(task: str, output: dict[str, Any], config: AlarmConfig) -> tuple[bool, Severity]:
+    """(abnormal?, severity if so) for one result; runs per window, so it stays cheap."""
     if task == "classification":
-        label = output["label"]
-        return label not in config.normal_labels, "warning", f"label {label}"
+        return output["label"] not in config.normal_labels, "warning"
     if task == "anomaly":
         score, threshold = output["score"], output["threshold"]
-        severity: Severity = "critical" if score > threshold * config.critical_factor else "warning"
-        return score > threshold, severity, f"score {score:.4g} > threshold {threshold:.4g}"
+        return (
+            score > threshold,
+            "critical" if score > threshold * config.critical_factor else "warning",
+        )
     rul = output["rul"]
-    severity = "critical" if rul < config.rul_critical_below else "warning"
-    return rul < config.rul_below, severity, f"rul {rul:.1f} < {config.rul_below:g}"
+    return rul < config.rul_below, "critical" if rul < config.rul_critical_below else "warning"
+
+
+def reason(task: str, output: dict[str, Any], config: AlarmConfig) -> str:
+    """Why a window is abnormal, for the alarm event (built only on a transition)."""
+    if task == "classification":
+        return f"label {output['label']}"
+    if task == "anomaly":
+        return f"score {output['score']:.4g} > threshold {output['threshold']:.4g}"
+    return f"rul {output['rul']:.1f} < {config.rul_below:g}"
 
 
 class AlarmState:

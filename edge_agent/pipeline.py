@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from edge_agent.alarm import AlarmState, judge
+from edge_agent.alarm import AlarmState, judge, reason
 from edge_agent.config.models import AlarmConfig
 from edge_agent.events import AlarmEvent, Event, ModelRef, Result
 from edge_agent.postprocess import interpret
@@ -64,15 +64,20 @@ class ModelPipeline:
             self._emit(result)
             if self.alarm_config.enabled:
                 self._update_alarm(output, window.end)
-        self.results += len(windows)
+        if windows:
+            self.results += len(windows)
+            for sink in self.sinks:
+                sink.flush()
         return len(windows)
 
     def _update_alarm(self, output: dict, at: float) -> None:
-        abnormal, severity, reason = judge(self.runner.manifest.task, output, self.alarm_config)
+        task = self.runner.manifest.task
+        abnormal, severity = judge(task, output, self.alarm_config)
         change = self.alarm.update(abnormal, severity, at)
         if change is None:
             return
         state = "cleared" if change == "cleared" else "raised"
+        why = reason(task, output, self.alarm_config) if state == "raised" else "back to normal"
         self._emit(
             AlarmEvent(
                 self.device,
@@ -80,7 +85,7 @@ class ModelPipeline:
                 state,
                 self.alarm.severity,
                 at,
-                reason if state == "raised" else "back to normal",
+                why,
                 self.seq,
                 {"escalated": True} if change == "escalated" else {},
             )

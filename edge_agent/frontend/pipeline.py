@@ -6,6 +6,7 @@ A pipeline is an ordered list of steps; each maps a 2-D array to a 2-D array, ex
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal, Union
 
 import numpy as np
@@ -16,8 +17,18 @@ from edge_agent.frontend import features
 FloatArray = Union[list[float], list[list[float]]]  # noqa: UP007 - 1-D per channel, 2-D per element
 
 
+Transform = Callable[[np.ndarray], np.ndarray]
+
+
 class _StepBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def bind(self, sample_rate_hz: float | None) -> Transform:
+        """This step as a function of one array, constants resolved once (the per-window path)."""
+        return lambda x: self.apply(x, sample_rate_hz)
 
 
 class Standardize(_StepBase):
@@ -37,9 +48,11 @@ class Standardize(_StepBase):
         return self
 
     def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
-        return (x - np.asarray(self.mean, dtype=np.float64)) / np.asarray(
-            self.std, dtype=np.float64
-        )
+        return self.bind(sample_rate_hz)(x)
+
+    def bind(self, sample_rate_hz: float | None) -> Transform:
+        mean, std = np.asarray(self.mean, dtype=np.float64), np.asarray(self.std, dtype=np.float64)
+        return lambda x: (x - mean) / std
 
 
 class RemoveMean(_StepBase):
@@ -141,7 +154,13 @@ class Concat(_StepBase):
     branches: list[list[Step]] = Field(min_length=1)
 
     def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
-        outputs = [run_steps(branch, x, sample_rate_hz) for branch in self.branches]
+        return self.bind(sample_rate_hz)(x)
+
+    def bind(self, sample_rate_hz: float | None) -> Transform:
+        branches = [compile_steps(branch, sample_rate_hz) for branch in self.branches]
+        return lambda x: self._join([branch(x) for branch in branches])
+
+    def _join(self, outputs: list[np.ndarray]) -> np.ndarray:
         if self.axis == "flat":
             return np.concatenate([out.reshape(-1) for out in outputs])
         rows = {out.shape[0] for out in outputs}
@@ -160,10 +179,19 @@ Step = Annotated[
 Concat.model_rebuild()
 
 
+def compile_steps(steps: list[Step], sample_rate_hz: float | None) -> Transform:
+    functions = [step.bind(sample_rate_hz) for step in steps]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        for function in functions:
+            x = function(x)
+        return x
+
+    return run
+
+
 def run_steps(steps: list[Step], x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
-    for step in steps:
-        x = step.apply(x, sample_rate_hz)
-    return x
+    return compile_steps(steps, sample_rate_hz)(x)
 
 
 class FeaturePipeline:
@@ -172,10 +200,11 @@ class FeaturePipeline:
     def __init__(self, steps: list[Step], sample_rate_hz: float | None) -> None:
         self.steps = list(steps)
         self.sample_rate_hz = sample_rate_hz
+        self._run = compile_steps(self.steps, sample_rate_hz)
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(window, dtype=np.float64)
-        return run_steps(self.steps, x, self.sample_rate_hz).astype(np.float32)
+        return self._run(x).astype(np.float32)
 
     def batch(self, windows: np.ndarray) -> np.ndarray:
         """Apply to each window in turn (not vectorised, so results equal the streaming path's)."""

@@ -31,23 +31,45 @@ def tensor_spec(detail: dict[str, Any]) -> TensorSpec:
     )
 
 
+class TensorCodec:
+    """Float <-> tensor values for one tensor, with its constants worked out once (hot path)."""
+
+    def __init__(self, spec: TensorSpec) -> None:
+        self.dtype = np.dtype(spec.dtype)
+        self.passthrough = spec.scale == 0 or self.dtype.kind == "f"
+        self.scale = spec.scale
+        self.zero_point = spec.zero_point
+        if not self.passthrough:
+            info = np.iinfo(self.dtype)
+            self.low, self.high = info.min, info.max
+        self._scale32 = np.float32(spec.scale)
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        """Ties round away from zero and values saturate, as TFLite's own quantize does."""
+        if self.passthrough:
+            return values.astype(self.dtype)
+        scaled = values / self.scale
+        scaled += np.copysign(0.5, scaled)
+        np.trunc(scaled, out=scaled)
+        scaled += self.zero_point
+        np.clip(scaled, self.low, self.high, out=scaled)
+        return scaled.astype(self.dtype)
+
+    def decode(self, values: np.ndarray) -> np.ndarray:
+        if self.passthrough:
+            return values.astype(np.float32)
+        out = values.astype(np.float32)
+        out -= self.zero_point
+        out *= self._scale32
+        return out
+
+
 def quantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """Float to the tensor's integers; ties round away from zero and values saturate (TFLite)."""
-    dtype = np.dtype(spec.dtype)
-    if spec.scale == 0 or dtype.kind == "f":
-        return values.astype(dtype)
-    info = np.iinfo(dtype)
-    scaled = values / spec.scale
-    q = np.trunc(scaled + np.copysign(0.5, scaled)) + spec.zero_point
-    return np.clip(q, info.min, info.max).astype(dtype)
+    return TensorCodec(spec).encode(values)
 
 
 def dequantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    if spec.scale == 0 or np.dtype(spec.dtype).kind == "f":
-        return values.astype(np.float32)
-    return ((values.astype(np.float32) - spec.zero_point) * np.float32(spec.scale)).astype(
-        np.float32
-    )
+    return TensorCodec(spec).decode(values)
 
 
 def spec_mismatches(expected: TensorSpec, actual: TensorSpec) -> list[str]:

@@ -10,7 +10,7 @@ import numpy as np
 from edge_agent.bundle import Bundle, read_bundle
 from edge_agent.errors import BundleError, RuntimeBackendError
 from edge_agent.manifest import Manifest
-from edge_agent.runtime.adapter import dequantize, quantize, spec_mismatches, tensor_spec
+from edge_agent.runtime.adapter import TensorCodec, spec_mismatches, tensor_spec
 from edge_agent.runtime.backends import BackendChoice, load_edgetpu_delegate, resolve_interpreter
 
 log = logging.getLogger("edge_agent.runtime")
@@ -75,6 +75,8 @@ class ModelRunner:
         self._input_index = inputs[0]["index"]
         self._output_index = outputs[0]["index"]
         self._input_shape = tuple(self.input_spec.shape)
+        self._encode = TensorCodec(self.input_spec).encode
+        self._decode = TensorCodec(self.output_spec).decode
 
     @property
     def manifest(self) -> Manifest:
@@ -83,9 +85,9 @@ class ModelRunner:
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Run one example (model input without the batch axis) and return the float output row."""
         batch = np.asarray(features, dtype=np.float32).reshape(self._input_shape)
-        self._interpreter.set_tensor(self._input_index, quantize(batch, self.input_spec))
+        self._interpreter.set_tensor(self._input_index, self._encode(batch))
         self._interpreter.invoke()
-        return dequantize(self._interpreter.get_tensor(self._output_index), self.output_spec)[0]
+        return self._decode(self._interpreter.get_tensor(self._output_index))[0]
 
     def predict_many(self, features: np.ndarray) -> np.ndarray:
         return np.stack([self.predict(row) for row in features])

@@ -1,4 +1,4 @@
-"""JSON lines to standard output or a file, one event per line."""
+"""JSON lines to standard output or a file, one event per line, flushed after each block."""
 
 from __future__ import annotations
 
@@ -21,11 +21,13 @@ class JsonlSink:
 
     def emit(self, event: Event) -> None:
         self._handle.write(orjson.dumps(event.payload(time.time())) + b"\n")
+
+    def flush(self) -> None:
         self._handle.flush()
         if self._fsync:
             os.fsync(self._handle.fileno())
 
     def close(self) -> None:
-        self._handle.flush()
+        self.flush()
         if self._own:
             self._handle.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge_agent.alarm import AlarmState, judge
+from edge_agent.alarm import AlarmState, judge, reason
 from edge_agent.config.models import AlarmConfig
 
 CONFIG = AlarmConfig(raise_count=3, window_count=5, clear_count=1)
@@ -46,8 +46,9 @@ def test_escalates_to_critical_once() -> None:
 def test_judge_per_task() -> None:
     """Test the abnormal verdict and severity for each task's output."""
     assert judge("classification", {"label": "healthy"}, CONFIG)[0] is False
-    assert judge("classification", {"label": "looseness"}, CONFIG)[:2] == (True, "warning")
-    assert judge("anomaly", {"score": 3.0, "threshold": 1.0}, CONFIG)[:2] == (True, "critical")
-    assert judge("anomaly", {"score": 1.5, "threshold": 1.0}, CONFIG)[:2] == (True, "warning")
-    assert judge("rul", {"rul": 5.0}, CONFIG)[:2] == (True, "critical")
+    assert judge("classification", {"label": "looseness"}, CONFIG) == (True, "warning")
+    assert judge("anomaly", {"score": 3.0, "threshold": 1.0}, CONFIG) == (True, "critical")
+    assert judge("anomaly", {"score": 1.5, "threshold": 1.0}, CONFIG) == (True, "warning")
+    assert judge("rul", {"rul": 5.0}, CONFIG) == (True, "critical")
     assert judge("rul", {"rul": 80.0}, CONFIG)[0] is False
+    assert reason("anomaly", {"score": 3.0, "threshold": 1.0}, CONFIG) == "score 3 > threshold 1"

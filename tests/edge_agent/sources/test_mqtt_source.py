@@ -44,7 +44,7 @@ bundle = "{BUNDLE}"
 source = "engine"
 [[sinks]]
 kind = "jsonl"
-path = "{tmp_path / 'out.jsonl'}"
+path = "{tmp_path / "out.jsonl"}"
 """)
     agent = Agent(load_agent_config(config_path))
     runner = threading.Thread(target=agent.run, daemon=True)
@@ -54,8 +54,13 @@ path = "{tmp_path / 'out.jsonl'}"
 
     engine = load_engines(cmapss_dir, "FD001", "test")[30]
     rows = engine.values[:50]
-    garbage = [b"\x00\xff", b'{"ts": "soon"}', b"[]", b'{"ts": 1732440000, "s2": "x"}',
-               orjson.dumps({"ts": 1732440000.5, "s2": 1.0})]
+    garbage = [
+        b"\x00\xff",
+        b'{"ts": "soon"}',
+        b"[]",
+        b'{"ts": 1732440000, "s2": "x"}',
+        orjson.dumps({"ts": 1732440000.5, "s2": 1.0}),
+    ]
     publisher = _publisher(broker)
     for i, row in enumerate(rows):
         message = {"ts": 1_732_440_000.0 + i, **dict(zip(SENSORS, row.tolist()))}

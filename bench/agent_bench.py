@@ -1,0 +1,229 @@
+"""Agent throughput, ingest, memory and start-up, measured side by side in one run.
+
+    python bench/agent_bench.py [--repeats 5]
+
+Prints a markdown table (medians of --repeats runs). Not a test: numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent.config.models import AlarmConfig
+from edge_agent.frontend.windowing import sliding_windows
+from edge_agent.pipeline import ModelPipeline
+from edge_agent.runtime import load_model
+from edge_agent.runtime.adapter import quantize
+from edge_agent.sim.vibration import CHANNELS, MachineConditions, generate
+from edge_agent.sinks.jsonl import JsonlSink
+from edge_agent.sources.payloads import encode_binary, parse
+from edge_agent.stream.blocks import SampleBlock
+from edge_agent.stream.windower import Windower
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLES = ["vibration-fault", "vibration-anomaly", "cmapss-fd001-rul"]
+
+
+def recording_for(runner, n_windows: int) -> np.ndarray:
+    spec = runner.manifest.input
+    n = spec.window + spec.hop * (n_windows - 1)
+    if spec.sample_rate_hz:
+        return generate(MachineConditions(fault="bearing_outer"), n, spec.sample_rate_hz, seed=1)
+    rng = np.random.default_rng(0)
+    mean = np.asarray(spec.features[0].mean)
+    std = np.asarray(spec.features[0].std)
+    return (mean + std * rng.normal(size=(n, len(spec.channels)))).astype(np.float64)
+
+
+def median_rate(fn, count: int, repeats: int) -> float:
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        rates.append(count / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
+def bench_model(name: str, repeats: int) -> dict[str, float]:
+    runner = load_model(ROOT / "models" / name)
+    spec = runner.manifest.input
+    n_windows = 300 if spec.sample_rate_hz else 5000
+    recording = recording_for(runner, n_windows)
+    windows = sliding_windows(recording, spec.window, spec.hop)
+    pipeline = spec.pipeline()
+    features = pipeline.batch(windows[:50])
+    interpreter = runner._interpreter  # the bare interpreter: the physical limit
+    q = quantize(features[0].reshape(runner.input_spec.shape), runner.input_spec)
+    index = runner._input_index
+
+    def raw_invoke() -> None:
+        for _ in range(2000):
+            interpreter.set_tensor(index, q)
+            interpreter.invoke()
+
+    def bare() -> None:
+        for window in windows:
+            runner.predict(pipeline(window))
+
+    def end_to_end() -> None:
+        sink = JsonlSink(os.devnull)
+        agent_pipeline = ModelPipeline("bench", name, runner, AlarmConfig(), [sink])
+        channels = tuple(CHANNELS) if spec.sample_rate_hz else tuple(spec.channels)
+        step = 4096
+        for a in range(0, len(recording), step):
+            chunk = recording[a : a + step]
+            t0 = 1.7e9 + a / (spec.sample_rate_hz or 1.0)
+            if spec.sample_rate_hz:
+                block = SampleBlock("s", channels, chunk, t0, rate_hz=spec.sample_rate_hz)
+            else:
+                times = t0 + np.arange(len(chunk), dtype=np.float64)
+                block = SampleBlock("s", channels, chunk, t0, timestamps=times)
+            agent_pipeline.push(block)
+        sink.close()
+
+    invoke_rate = median_rate(raw_invoke, 2000, repeats)
+    bare_rate = median_rate(bare, len(windows), repeats)
+    e2e_rate = median_rate(end_to_end, len(windows), repeats)
+    return {"invoke": invoke_rate, "bare": bare_rate, "e2e": e2e_rate}
+
+
+def bench_ingest(repeats: int) -> dict[str, float]:
+    """Samples/s through payload parsing and the window buffer (25.6 kHz, 3 axes, no inference)."""
+    rate = 25600.0
+    data = generate(MachineConditions(), int(rate * 10), rate, seed=2).astype(np.float64)
+    blocks = [
+        SampleBlock("m", CHANNELS, data[a : a + 2560], 1.7e9 + a / rate, rate_hz=rate, seq=i)
+        for i, a in enumerate(range(0, len(data), 2560))
+    ]
+    binary = [encode_binary(b) for b in blocks]
+
+    def windower_only() -> None:
+        windower = Windower(list(CHANNELS), 8192, 4096, rate)
+        for block in blocks:
+            windower.push(block)
+
+    def binary_path() -> None:
+        windower = Windower(list(CHANNELS), 8192, 4096, rate)
+        for payload in binary:
+            windower.push(parse("m", payload, now=2e9))
+
+    return {
+        "windower": median_rate(windower_only, len(data), repeats),
+        "binary+windower": median_rate(binary_path, len(data), repeats),
+    }
+
+
+def _process_config(folder: Path) -> Path:
+    rate = 25600.0
+    vib = generate(MachineConditions(), int(rate * 4), rate, seed=3)
+    ts = 1.7e9 + np.arange(len(vib)) / rate
+    np.savez(folder / "motor.npz", ts=ts, ax=vib[:, 0], ay=vib[:, 1], az=vib[:, 2])
+    manifest = load_model(ROOT / "models/cmapss-fd001-rul").manifest
+    rows = np.random.default_rng(0).normal(size=(200, 14)) * np.asarray(
+        manifest.input.features[0].std
+    ) + np.asarray(manifest.input.features[0].mean)
+    columns = {name: rows[:, i] for i, name in enumerate(manifest.input.channels)}
+    np.savez(folder / "engine.npz", ts=1.7e9 + np.arange(200.0), **columns)
+    models = "\n".join(
+        f'[[models]]\nbundle = "{ROOT / "models" / m}"\n'
+        f'source = "{"engine" if "cmapss" in m else "motor"}"'
+        for m in BUNDLES
+    )
+    config = folder / "agent.toml"
+    config.write_text(f"""device_id = "bench"
+[[sources]]
+kind = "replay"
+id = "motor"
+path = "{folder / "motor.npz"}"
+loop = true
+speed = 1.0
+[[sources]]
+kind = "replay"
+id = "engine"
+path = "{folder / "engine.npz"}"
+loop = true
+speed = 1.0
+{models}
+[[sinks]]
+kind = "jsonl"
+path = "{folder / "out.jsonl"}"
+""")
+    return config
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_process(repeats: int) -> dict[str, float]:
+    """`edge-agent run` with all three bundles: seconds to first result, RSS once serving."""
+    firsts, rss = [], []
+    for _ in range(repeats):
+        folder = Path(tempfile.mkdtemp())
+        config = _process_config(folder)
+        out = folder / "out.jsonl"
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            while not (out.exists() and out.stat().st_size > 0):
+                if time.perf_counter() - started > 60 or process.poll() is not None:
+                    raise RuntimeError("agent produced no result")
+                time.sleep(0.005)
+            firsts.append(time.perf_counter() - started)
+            deadline = time.perf_counter() + 2.0
+            while time.perf_counter() < deadline:  # all three models serving by now
+                time.sleep(0.05)
+            rss.append(_rss_mb(process.pid))
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+    return {"first_result_s": statistics.median(firsts), "rss_mb": statistics.median(rss)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cpus, {sys.platform}, python {sys.version.split()[0]}")
+    print(
+        "| bundle | raw invoke()/s | features+invoke/s (bare) | agent end-to-end/s | e2e / bare |"
+    )
+    print("|---|---|---|---|---|")
+    for name in BUNDLES:
+        r = bench_model(name, args.repeats)
+        print(
+            f"| {name} | {r['invoke']:,.0f} | {r['bare']:,.0f} | {r['e2e']:,.0f} | "
+            f"{r['e2e'] / r['bare']:.0%} |"
+        )
+    ingest = bench_ingest(args.repeats)
+    print()
+    print("| ingest, 3-axis 25.6 kHz | samples/s |")
+    print("|---|---|")
+    for key, value in ingest.items():
+        print(f"| {key} | {value:,.0f} |")
+    process = bench_process(min(args.repeats, 3))
+    print()
+    print("| process (3 bundles loaded, ai-edge-litert) | value |")
+    print("|---|---|")
+    print(f"| RSS while serving | {process['rss_mb']:.1f} MB |")
+    print(f"| process start to first result | {process['first_result_s']:.2f} s |")
+
+
+if __name__ == "__main__":
+    main()
