@@ -43,6 +43,7 @@ class AlarmState:
     def __init__(self, config: AlarmConfig) -> None:
         self.config = config
         self.recent: deque[bool] = deque(maxlen=config.window_count)
+        self.abnormal_count = 0  # abnormal windows in `recent`, kept incrementally
         self.active = False
         self.severity: Severity | None = None
         self.since: float | None = None
@@ -51,8 +52,11 @@ class AlarmState:
         self, abnormal: bool, severity: Severity, at: float
     ) -> Literal["raised", "cleared", "escalated"] | None:
         """Feed one window's verdict; return the transition it caused, if any."""
+        if len(self.recent) == self.recent.maxlen and self.recent[0]:
+            self.abnormal_count -= 1
         self.recent.append(abnormal)
-        count = sum(self.recent)
+        self.abnormal_count += abnormal
+        count = self.abnormal_count
         if not self.active and count >= self.config.raise_count:
             self.active, self.severity, self.since = True, severity, at
             return "raised"

@@ -8,7 +8,7 @@ from typing import Any, Literal
 RESULT_SCHEMA_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ModelRef:
     id: str  # topic id of this model binding
     name: str
@@ -16,7 +16,7 @@ class ModelRef:
     sha256: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Result:
     """One window's answer. `output` holds the task's fields (label, score, rul ...)."""
 
@@ -51,7 +51,7 @@ class Result:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AlarmEvent:
     """A transition of one model's alarm: raised (with severity) or cleared."""
 

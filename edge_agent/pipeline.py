@@ -43,31 +43,34 @@ class ModelPipeline:
     def push(self, block: SampleBlock) -> int:
         """Feed samples; emit one result per completed window. Returns the number of results."""
         windows = self.windower.push(block)
+        if not windows:
+            return 0
         manifest = self.runner.manifest
+        features, predict, task = self.features, self.runner.predict, manifest.task
+        alarm_enabled, clock = self.alarm_config.enabled, time.perf_counter
         for window in windows:
-            started = time.perf_counter()
-            model_input = self.features(window.values)
-            model_output = self.runner.predict(model_input)
-            output = interpret(manifest, model_input, model_output)
-            latency_ms = (time.perf_counter() - started) * 1000.0
+            started = clock()
+            model_input = features(window.values)
+            output = interpret(manifest, model_input, predict(model_input))
+            latency_ms = (clock() - started) * 1000.0
             self.seq += 1
-            result = Result(
-                self.device,
-                self.ref,
-                self.seq,
-                window.start,
-                window.end,
-                manifest.task,
-                output,
-                latency_ms,
+            self._emit(
+                Result(
+                    self.device,
+                    self.ref,
+                    self.seq,
+                    window.start,
+                    window.end,
+                    task,
+                    output,
+                    latency_ms,
+                )
             )
-            self._emit(result)
-            if self.alarm_config.enabled:
+            if alarm_enabled:
                 self._update_alarm(output, window.end)
-        if windows:
-            self.results += len(windows)
-            for sink in self.sinks:
-                sink.flush()
+        self.results += len(windows)
+        for sink in self.sinks:
+            sink.flush()
         return len(windows)
 
     def _update_alarm(self, output: dict, at: float) -> None:

@@ -20,7 +20,9 @@ class JsonlSink:
         self._fsync = fsync and self._own
 
     def emit(self, event: Event) -> None:
-        self._handle.write(orjson.dumps(event.payload(time.time())) + b"\n")
+        self._handle.write(
+            orjson.dumps(event.payload(time.time()), option=orjson.OPT_APPEND_NEWLINE)
+        )
 
     def flush(self) -> None:
         self._handle.flush()

@@ -16,7 +16,7 @@ from edge_agent.stream.blocks import SampleBlock
 GAP_TOLERANCE = 0.5  # sample periods a block start may deviate before it counts as a gap
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Window:
     values: np.ndarray  # (window, channels) float64, channels in model order
     start: float  # measurement time of the first and last sample
@@ -37,7 +37,7 @@ class Windower:
         self.channels = list(channels)
         self.source_channels = [(channel_map or {}).get(c, c) for c in channels]
         self.window, self.hop, self.rate = window, hop, sample_rate_hz
-        capacity = max(2 * window, window + hop)
+        capacity = max(2 * window, window + hop, 4096)  # room for many windows per copy
         self._buffer = np.empty((capacity, len(channels)), dtype=np.float64)
         self._times = np.empty(capacity, dtype=np.float64)
         self._fill = 0  # samples in the buffer
@@ -135,15 +135,25 @@ class Windower:
             self._times[self._fill : self._fill + take] = times[offset : offset + take]
             self._fill += take
             offset += take
-            while self._fill - self._next_start >= self.window:
-                a, b = self._next_start, self._next_start + self.window
-                out.append(
-                    Window(
-                        self._buffer[a:b].copy(), float(self._times[a]), float(self._times[b - 1])
-                    )
-                )
-                self._next_start += self.hop
+            starts = range(self._next_start, self._fill - self.window + 1, self.hop)
+            if len(starts):
+                out += self._cut(starts)
+                self._next_start = starts[-1] + self.hop
         return out
+
+    def _cut(self, starts: range) -> list[Window]:
+        """Copy all windows that are complete now in one go (cheap even at hop 1)."""
+        rows, cols = self._buffer.strides
+        view = np.lib.stride_tricks.as_strided(
+            self._buffer[starts.start :],
+            shape=(len(starts), self.window, self._buffer.shape[1]),
+            strides=(rows * self.hop, rows, cols),
+            writeable=False,
+        )
+        batch = view.copy()
+        first = self._times[starts.start : starts.stop : self.hop].tolist()
+        last = self._times[starts.start + self.window - 1 :: self.hop][: len(starts)].tolist()
+        return [Window(batch[i], first[i], last[i]) for i in range(len(starts))]
 
     def _compact(self) -> None:
         """Move the unfinished tail to the front so the buffer never grows."""
