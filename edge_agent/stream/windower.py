@@ -38,6 +38,8 @@ class Windower:
         self.source_channels = [(channel_map or {}).get(c, c) for c in channels]
         self.window, self.hop, self.rate = window, hop, sample_rate_hz
         capacity = max(2 * window, window + hop, 4096)  # room for many windows per copy
+        # Windows are copied out in batches of about 1 MB: fast at hop 1, bounded in memory.
+        self._batch = max(1, (1 << 20) // (window * len(channels) * 8))
         self._buffer = np.empty((capacity, len(channels)), dtype=np.float64)
         self._times = np.empty(capacity, dtype=np.float64)
         self._fill = 0  # samples in the buffer
@@ -136,8 +138,9 @@ class Windower:
             self._fill += take
             offset += take
             starts = range(self._next_start, self._fill - self.window + 1, self.hop)
+            for first in range(0, len(starts), self._batch):
+                out += self._cut(starts[first : first + self._batch])
             if len(starts):
-                out += self._cut(starts)
                 self._next_start = starts[-1] + self.hop
         return out
 
