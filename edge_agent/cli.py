@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from edge_agent.errors import EdgeError
+from edge_agent.errors import run_cli
 
 log = logging.getLogger("edge_agent.cli")
 BACKENDS = ["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"]
@@ -126,14 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except EdgeError as exc:
-        print(f"edge-agent: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run_cli("edge-agent", build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ Command-line entry points catch `EdgeError` and print its message without a trac
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -44,3 +46,15 @@ def describe_validation_error(error: ValidationError, source: str) -> str:
         location = ".".join(str(part) for part in item["loc"]) or "(top level)"
         problems.append(f"{location}: {item['msg']}")
     return f"{source}: " + "; ".join(problems)
+
+
+def run_cli(prog: str, parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    """Run a parsed subcommand; an expected failure is one line on stderr and exit status 2."""
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except EdgeError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -256,3 +256,12 @@ def broker(tmp_path: Path):
     instance.start()
     yield instance
     instance.stop()
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Complete JSON lines written so far (a line still being written is skipped)."""
+    import json
+
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]

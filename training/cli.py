@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_agent.errors import EdgeError
+from edge_agent.errors import run_cli
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -157,12 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except EdgeError as exc:
-        print(f"edge-train: error: {exc}", file=sys.stderr)
-        return 2
+    return run_cli("edge-train", build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -5,17 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from edge_agent.errors import ConfigError, describe_validation_error
+from edge_agent.config.base import Section as Strict
+from edge_agent.config.base import read_toml_model
 from edge_agent.frontend.pipeline import Step
 from edge_agent.manifest import Identifier, SemVer
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+from edge_agent.sim.vibration import FAULTS
 
 SpeedRange = tuple[float, float]
 
@@ -25,18 +21,7 @@ class SyntheticVibrationData(Strict):
 
     kind: Literal["synthetic_vibration"]
     sample_rate_hz: float = Field(default=25600.0, gt=0)
-    faults: list[str] = Field(
-        default=[
-            "healthy",
-            "imbalance",
-            "misalignment",
-            "looseness",
-            "bearing_outer",
-            "bearing_inner",
-            "bearing_ball",
-        ],
-        min_length=2,
-    )
+    faults: list[str] = Field(default=list(FAULTS), min_length=2)
     records_per_class: int = Field(default=200, ge=2)
     test_records_per_class: int = Field(default=100, ge=1)
     windows_per_record: int = Field(default=2, ge=1)
@@ -141,20 +126,8 @@ class TrainConfig(Strict):
 
 def load_config(path: str | Path) -> tuple[TrainConfig, str]:
     """Parse and validate a config file; relative dataset paths are resolved against its folder."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    try:
-        config = TrainConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, str(path))) from None
-    return _resolve_paths(config, path.parent), text
+    config, text = read_toml_model(Path(path), TrainConfig)
+    return _resolve_paths(config, Path(path).parent), text
 
 
 def _resolve_paths(config: TrainConfig, base: Path) -> TrainConfig:

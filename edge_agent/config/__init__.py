@@ -4,29 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import tomllib
-from pydantic import ValidationError
-
 from edge_agent.config.agent import AgentConfig
-from edge_agent.errors import ConfigError, describe_validation_error
+from edge_agent.config.base import read_toml_model
 
 
 def load_agent_config(path: str | Path) -> AgentConfig:
     """Read and validate; relative paths in the file are resolved against its folder."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    try:
-        config = AgentConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, str(path))) from None
-    return _resolve(config, path.parent)
+    config, _ = read_toml_model(Path(path), AgentConfig)
+    return _resolve(config, Path(path).parent)
 
 
 def _resolve(config: AgentConfig, base: Path) -> AgentConfig:

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+import tomllib
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from edge_agent.errors import ConfigError, describe_validation_error
 
 # Ids that become MQTT topic levels and file names: never '+', '#', '/', spaces or control chars.
 TopicId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -14,6 +24,9 @@ TopicId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class Secret(Section):
@@ -47,3 +60,21 @@ class Secret(Section):
 
     def __str__(self) -> str:
         return "<secret>"
+
+
+def read_toml_model(path: Path, model: type[ModelT]) -> tuple[ModelT, str]:
+    """Parse a TOML file into `model`; every failure is one ConfigError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return model.model_validate(raw), text
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, str(path))) from None

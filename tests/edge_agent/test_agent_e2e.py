@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edge_agent.sim.vibration import MachineConditions, VibrationSimulator
-from tests.conftest import REPO_ROOT, wait_until
+from tests.conftest import REPO_ROOT, read_jsonl, wait_until
 
 RATE = 25600.0
 
@@ -50,12 +50,6 @@ path = "{folder / "out.jsonl"}"
     return path
 
 
-def _lines(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
-
-
 def _agent(config: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
@@ -78,7 +72,7 @@ def test_replay_as_fast_as_possible_gives_every_window(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    events = _lines(tmp_path / "out.jsonl")
+    events = read_jsonl(tmp_path / "out.jsonl")
     results = [e for e in events if e["type"] == "result"]
     assert len(results) == (int(4 * RATE) - 8192) // 4096 + 1 == 24
     assert [r["seq"] for r in results] == list(range(1, 25))
@@ -94,7 +88,7 @@ def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
     config = _config(tmp_path, '[[sources]]\nkind = "simulator"\nid = "m1"\nrealtime = true')
     process = _agent(config)
     try:
-        wait_until(lambda: len(_lines(tmp_path / "out.jsonl")) >= 2, 30, "first results")
+        wait_until(lambda: len(read_jsonl(tmp_path / "out.jsonl")) >= 2, 30, "first results")
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)
     finally:
@@ -111,15 +105,15 @@ def test_sighup_with_broken_bundle_keeps_serving(tmp_path: Path) -> None:
     config = _config(tmp_path, '[[sources]]\nkind = "simulator"\nid = "m1"\nrealtime = true')
     process = _agent(config)
     try:
-        wait_until(lambda: len(_lines(tmp_path / "out.jsonl")) >= 1, 30, "first result")
+        wait_until(lambda: len(read_jsonl(tmp_path / "out.jsonl")) >= 1, 30, "first result")
         (broken / "model.tflite").write_bytes(b"garbage")
         config.write_text(
             config.read_text().replace(str(REPO_ROOT / "models/vibration-fault"), str(broken))
         )
         process.send_signal(signal.SIGHUP)
-        count = len(_lines(tmp_path / "out.jsonl"))
+        count = len(read_jsonl(tmp_path / "out.jsonl"))
         wait_until(
-            lambda: len(_lines(tmp_path / "out.jsonl")) >= count + 3,
+            lambda: len(read_jsonl(tmp_path / "out.jsonl")) >= count + 3,
             30,
             "results after the failed reload",
         )
@@ -130,7 +124,7 @@ def test_sighup_with_broken_bundle_keeps_serving(tmp_path: Path) -> None:
     assert process.returncode == 0
     assert "reload failed; previous config keeps running" in stderr
     assert "sha256" in stderr
-    seqs = [e["seq"] for e in _lines(tmp_path / "out.jsonl") if e["type"] == "result"]
+    seqs = [e["seq"] for e in read_jsonl(tmp_path / "out.jsonl") if e["type"] == "result"]
     assert seqs == list(range(1, len(seqs) + 1))
 
 
@@ -160,7 +154,7 @@ def test_bad_bundle_at_start_exits_2_with_one_line(tmp_path: Path, damage: str) 
     assert "Traceback" not in result.stderr
 
 
-def test_infer_writes_json_lines(tmp_path: Path) -> None:
+def test_infer_writes_jsonread_jsonl(tmp_path: Path) -> None:
     """Test that `edge-agent infer` runs a bundle over a recording and prints results."""
     recording = _recording(tmp_path / "rec.npz")
     out = tmp_path / "infer.jsonl"
@@ -183,7 +177,7 @@ def test_infer_writes_json_lines(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    rows = _lines(out)
+    rows = read_jsonl(out)
     assert len(rows) == 24 and all(r["type"] == "result" for r in rows)
     assert rows[0]["is_anomaly"] is False and rows[-1]["is_anomaly"] is True
     assert "24 results from 102400 samples" in result.stderr

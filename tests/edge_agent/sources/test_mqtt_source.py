@@ -3,7 +3,6 @@ results, and every rejection is counted by reason."""
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import paho.mqtt.client as mqtt
 from edge_agent.agent import Agent
 from edge_agent.config import load_agent_config
 from edge_agent.runtime import load_model
-from tests.conftest import REPO_ROOT, Broker, wait_until
+from tests.conftest import REPO_ROOT, Broker, read_jsonl, wait_until
 from training.datasets.cmapss import SENSORS, load_engines
 
 BUNDLE = REPO_ROOT / "models/cmapss-fd001-rul"
@@ -74,9 +73,7 @@ path = "{tmp_path / "out.jsonl"}"
     out = tmp_path / "out.jsonl"
 
     def results() -> list[dict]:
-        if not out.exists():
-            return []
-        return [json.loads(x) for x in out.read_text().splitlines() if '"result"' in x]
+        return [e for e in read_jsonl(out) if e["type"] == "result"]
 
     wait_until(lambda: len(results()) >= 11, 20, "11 results")
     agent.stop_event.set()
