@@ -33,14 +33,6 @@ from edge_agent.stream.blocks import SampleBlock
 log = logging.getLogger("edge_agent.agent")
 
 
-def build_sinks(config: AgentConfig) -> list[Sink]:
-    sinks: list[Sink] = []
-    for sink in config.sinks:
-        if isinstance(sink, JsonlSinkConfig):
-            sinks.append(JsonlSink(sink.path, sink.fsync))
-    return sinks
-
-
 def build_pipelines(config: AgentConfig, sinks: list[Sink]) -> list[ModelPipeline]:
     """Load and verify every bundle; any failure raises before anything is replaced."""
     pipelines = []
@@ -76,8 +68,10 @@ class Agent:
         self.config = config
         self.config_path = config_path
         self.limiter = RateLimiter(config.log.repeat_interval_s)
-        self.sinks = build_sinks(config)
-        self.pipelines = build_pipelines(config, self.sinks)
+        self.started_at = time.time()
+        self.pipelines = build_pipelines(config, sinks=[])
+        self.sinks: list[Sink] = []
+        self._attach_sinks(config)
         self.sources: list[Source] = [
             build_source(config, i, self.limiter) for i in range(len(config.sources))
         ]
@@ -88,6 +82,101 @@ class Agent:
         self._source_stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started = threading.Event()
+        self._commands: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self._next_metrics = time.monotonic()
+
+    # ---- sinks, sequences, birth and commands ----------------------------------------------
+    def _build_sinks(self, config: AgentConfig) -> list[Sink]:
+        sinks: list[Sink] = []
+        for sink in config.sinks:
+            if isinstance(sink, JsonlSinkConfig):
+                sinks.append(JsonlSink(sink.path, sink.fsync))
+            else:
+                from edge_agent.sinks.mqtt import MqttPublisher
+
+                assert config.mqtt is not None
+                sinks.append(
+                    MqttPublisher(sink, config.mqtt, config.device_id, self.birth, self.command)
+                )
+        return sinks
+
+    def _attach_sinks(self, config: AgentConfig) -> None:
+        """Sinks come after the pipelines (the MQTT birth message lists the models)."""
+        self.sinks = self._build_sinks(config)
+        for pipeline in self.pipelines:
+            pipeline.sinks = list(self.sinks)
+        # Subscribers de-duplicate on (device, model, seq): continue where the spool left off.
+        for pipeline in self.pipelines:
+            stored = [s.sequence(pipeline.ref.id) for s in self.sinks if hasattr(s, "sequence")]
+            pipeline.seq = max([pipeline.seq, *stored])
+
+    def birth(self) -> dict[str, Any]:
+        return {
+            "schema_version": 1,
+            "state": "online",
+            "device": self.config.device_id,
+            "agent_version": __version__,
+            "started_at": self.started_at,
+            "models": [
+                {
+                    "id": p.ref.id,
+                    "name": p.ref.name,
+                    "version": p.ref.version,
+                    "sha256": p.ref.sha256,
+                    "task": p.runner.manifest.task,
+                    "backend": p.runner.backend,
+                }
+                for p in self.pipelines
+            ],
+        }
+
+    def command(self, verb: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Inbound command (called from the MQTT thread): answer now, act in the main loop."""
+        if verb == "status":
+            return {"ok": True, "status": self.birth(), "stats": self.stats()}
+        if verb == "reload":
+            self.reload_event.set()
+            return {"ok": True, "accepted": True}
+        if verb == "ack":
+            model = request.get("model")
+            if model not in {p.ref.id for p in self.pipelines}:
+                return {"ok": False, "error": f"unknown model {model!r}"}
+            self._commands.put((verb, request))
+            return {"ok": True, "accepted": True}
+        if verb == "fault":
+            source = next((s for s in self.sources if s.id == request.get("source")), None)
+            if source is None or not hasattr(source, "set_fault"):
+                return {"ok": False, "error": "fault needs the id of a simulator source"}
+            try:
+                source.set_fault(str(request.get("fault")), float(request.get("severity", 1.0)))
+            except (TypeError, ValueError) as exc:
+                return {"ok": False, "error": str(exc)}
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown command {verb!r}"}
+
+    def _housekeeping(self) -> None:
+        while True:
+            try:
+                verb, request = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            for pipeline in self.pipelines:
+                if verb == "ack" and pipeline.ref.id == request.get("model"):
+                    pipeline.acknowledge(str(request.get("by", "")))
+        now = time.monotonic()
+        if now >= self._next_metrics:
+            interval = min(
+                (
+                    s.metrics_interval_s
+                    for s in self.config.sinks
+                    if hasattr(s, "metrics_interval_s")
+                ),
+                default=60.0,
+            )
+            self._next_metrics = now + interval
+            for sink in self.sinks:
+                if hasattr(sink, "publish_metrics"):
+                    sink.publish_metrics(self.stats())
 
     # ---- sources -------------------------------------------------------------------------
     def _emit(self, block: SampleBlock) -> None:
@@ -141,6 +230,7 @@ class Agent:
             if self.reload_event.is_set():
                 self.reload_event.clear()
                 self.reload()
+            self._housekeeping()
             try:
                 block = self.queue.get(timeout=0.2)
             except queue.Empty:
@@ -171,8 +261,7 @@ class Agent:
             return
         try:
             config = load_agent_config(self.config_path)
-            sinks = build_sinks(config)
-            pipelines = build_pipelines(config, sinks)
+            pipelines = build_pipelines(config, sinks=[])
             limiter = RateLimiter(config.log.repeat_interval_s)
             sources = [build_source(config, i, limiter) for i in range(len(config.sources))]
         except EdgeError as exc:
@@ -187,7 +276,9 @@ class Agent:
             self.dispatch(block)
         for sink in self.sinks:
             sink.close()
-        self.config, self.sinks, self.pipelines, self.sources = config, sinks, pipelines, sources
+        self.pipelines = pipelines
+        self._attach_sinks(config)
+        self.config, self.sources = config, sources
         self.limiter = limiter
         self._start_sources()
         self.counters["reloads"] += 1
@@ -196,6 +287,9 @@ class Agent:
     def stats(self) -> dict[str, Any]:
         return {
             "agent": dict(self.counters),
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "queue_blocks": self.queue.qsize(),
+            "sinks": {type(s).__name__: s.stats() for s in self.sinks if hasattr(s, "stats")},
             "sources": {s.id: dict(s.counters) for s in self.sources},
             "models": {
                 p.ref.id: {"results": p.results, "seq": p.seq, **p.windower.counters}

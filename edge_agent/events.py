@@ -30,7 +30,7 @@ class Result:
     latency_ms: float
     historical: bool = False
 
-    def payload(self, published_at: float) -> dict[str, Any]:
+    def payload(self, published_at: float | None) -> dict[str, Any]:
         return {
             "schema_version": RESULT_SCHEMA_VERSION,
             "type": "result",
@@ -64,7 +64,7 @@ class AlarmEvent:
     seq: int  # result seq that caused the transition
     details: dict[str, Any] = field(default_factory=dict)
 
-    def payload(self, published_at: float) -> dict[str, Any]:
+    def payload(self, published_at: float | None) -> dict[str, Any]:
         return {
             "schema_version": RESULT_SCHEMA_VERSION,
             "type": "alarm",
@@ -77,6 +77,7 @@ class AlarmEvent:
             "seq": self.seq,
             "published_at": published_at,
             **self.details,
+            "historical": False,
         }
 
 

@@ -97,3 +97,23 @@ class ModelPipeline:
     def _emit(self, event: Event) -> None:
         for sink in self.sinks:
             sink.emit(event)
+
+    def acknowledge(self, by: str) -> bool:
+        """An operator saw the alarm: re-publish its state marked acknowledged."""
+        if not self.alarm.active:
+            return False
+        self._emit(
+            AlarmEvent(
+                self.device,
+                self.ref,
+                "raised",
+                self.alarm.severity,
+                self.alarm.since or 0.0,
+                "acknowledged",
+                self.seq,
+                {"acknowledged": True, "acknowledged_by": by},
+            )
+        )
+        for sink in self.sinks:
+            sink.flush()
+        return True

@@ -211,17 +211,23 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.02) -> 
 class Broker:
     """A real Mosquitto on a free loopback port, with its own config and log."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, persistence: bool = False) -> None:
         import shutil
 
         self.folder = folder
         self.port = free_port()
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.config = folder / "mosquitto.conf"
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            f"log_dest file {folder / 'mosquitto.log'}\n"
-        )
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            f"log_dest file {folder / 'mosquitto.log'}",
+        ]
+        if persistence:  # sessions and queued messages survive a broker restart
+            lines += ["persistence true", f"persistence_location {folder}/", "autosave_interval 1"]
+        else:
+            lines.append("persistence false")
+        self.config.write_text("\n".join(lines) + "\n")
         self.process = None
 
     def start(self) -> None:
@@ -244,6 +250,7 @@ class Broker:
         wait_until(accepting, 10, "mosquitto to accept connections")
 
     def stop(self) -> None:
+        """SIGTERM, as an operator would: Mosquitto saves its persistence file and exits."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
@@ -256,6 +263,63 @@ def broker(tmp_path: Path):
     instance.start()
     yield instance
     instance.stop()
+
+
+@pytest.fixture
+def durable_broker(tmp_path: Path):
+    """A Mosquitto with persistence, for tests that stop and restart it."""
+    (tmp_path / "broker").mkdir()
+    instance = Broker(tmp_path / "broker", persistence=True)
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+class Subscriber:
+    """A durable MQTT v5 subscriber (persistent session, QoS 1) that records what it receives."""
+
+    def __init__(self, broker: Broker, topic: str, client_id: str = "test-sub") -> None:
+        import threading
+
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.lock = threading.Lock()
+        self.subscribed = threading.Event()
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+        )
+        client.reconnect_delay_set(1, 1)
+
+        def on_connect(c, _u, _f, reason, _p):
+            if not reason.is_failure:
+                c.subscribe(topic, qos=1)
+
+        def on_message(_c, _u, message):
+            with self.lock:
+                self.messages.append((message.topic, message.payload, message.retain))
+
+        client.on_connect = on_connect
+        client.on_subscribe = lambda *_a: self.subscribed.set()
+        client.on_message = on_message
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 3600
+        client.connect("127.0.0.1", broker.port, clean_start=False, properties=properties)
+        client.loop_start()
+        self.client = client
+        wait_until(self.subscribed.is_set, 10, "subscription")
+
+    def payloads(self, suffix: str) -> list[dict]:
+        import json
+
+        with self.lock:
+            return [json.loads(p) for t, p, _ in self.messages if t.endswith(suffix) and p]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 def read_jsonl(path: Path) -> list[dict]:

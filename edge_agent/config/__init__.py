@@ -18,13 +18,17 @@ def _resolve(config: AgentConfig, base: Path) -> AgentConfig:
     def absolute(value: Path) -> Path:
         return value if value.is_absolute() or str(value) == "-" else base / value
 
-    models = [m.model_copy(update={"bundle": absolute(m.bundle)}) for m in config.models]
-    sources = [
-        s.model_copy(update={"path": absolute(s.path)}) if hasattr(s, "path") else s
-        for s in config.sources
-    ]
-    sinks = [s.model_copy(update={"path": absolute(s.path)}) for s in config.sinks]
-    return config.model_copy(update={"models": models, "sources": sources, "sinks": sinks})
+    def resolved(section, fields: tuple[str, ...]):
+        update = {f: absolute(getattr(section, f)) for f in fields if hasattr(section, f)}
+        return section.model_copy(update=update) if update else section
+
+    return config.model_copy(
+        update={
+            "models": [resolved(m, ("bundle",)) for m in config.models],
+            "sources": [resolved(s, ("path",)) for s in config.sources],
+            "sinks": [resolved(s, ("path", "spool_dir")) for s in config.sinks],
+        }
+    )
 
 
 __all__ = ["AgentConfig", "load_agent_config"]

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from edge_agent.config.base import Section, TopicId
 from edge_agent.config.models import ModelBinding
 from edge_agent.config.mqtt import MqttConfig
-from edge_agent.config.sinks import JsonlSink, SinkConfig
+from edge_agent.config.sinks import JsonlSink, MqttSink, SinkConfig
 from edge_agent.config.sources import MqttSource, SourceConfig
 
 
@@ -48,6 +48,8 @@ class AgentConfig(Section):
             raise ValueError(f"source ids must be unique, repeated: {duplicates}")
         if self.mqtt is None and any(isinstance(s, MqttSource) for s in self.sources):
             raise ValueError("an mqtt source needs an [mqtt] section with the broker")
+        if self.mqtt is None and any(isinstance(s, MqttSink) for s in self.sinks):
+            raise ValueError("an mqtt sink needs an [mqtt] section with the broker")
         for index, model in enumerate(self.models):
             if model.source not in ids:
                 raise ValueError(f"models.{index}.source '{model.source}' is not a source id {ids}")

@@ -16,4 +16,25 @@ class JsonlSink(Section):
     fsync: bool = Field(default=False, description="fsync after every line (durable, slower).")
 
 
-SinkConfig = Annotated[Union[JsonlSink], Field(discriminator="kind")]  # noqa: UP007
+class MqttSink(Section):
+    """Publish results and alarms through a durable on-disk spool (see docs/mqtt.md)."""
+
+    kind: Literal["mqtt"]
+    spool_dir: Path = Path("/var/lib/edge-agent/spool")
+    spool_max_mb: float = Field(default=100.0, gt=0)
+    spool_max_age_h: float = Field(default=168.0, gt=0)
+    full_policy: Literal["drop_oldest", "drop_new"] = Field(
+        default="drop_oldest",
+        description="When full: drop the oldest results, or refuse new results. Alarms are "
+        "kept over results either way.",
+    )
+    fsync: Literal["always", "normal", "off"] = "normal"
+    inflight: int = Field(default=256, ge=1, le=65535, description="Unacknowledged QoS 1 messages.")
+    metrics_interval_s: float = Field(default=30.0, gt=0)
+    qos0_offline: Literal["drop", "spool"] = Field(
+        default="drop",
+        description="Metrics (QoS 0) while disconnected: count as dropped, or spool.",
+    )
+
+
+SinkConfig = Annotated[Union[JsonlSink, MqttSink], Field(discriminator="kind")]  # noqa: UP007

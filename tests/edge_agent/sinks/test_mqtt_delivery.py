@@ -1,0 +1,169 @@
+"""Delivery over MQTT against a real Mosquitto: birth and Last Will, broker outages, SIGKILL of
+the agent mid-outage, and commands. Messages are counted, not log lines."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import paho.mqtt.client as mqtt
+
+from tests.conftest import REPO_ROOT, Broker, Subscriber, read_jsonl, wait_until
+
+DEVICE = "rig1"
+
+
+def _config(folder: Path, broker: Broker) -> Path:
+    """A simulator at real time, results to the broker through the spool and to a local file."""
+    path = folder / "agent.toml"
+    path.write_text(f"""
+device_id = "{DEVICE}"
+shutdown_timeout_s = 5
+[mqtt]
+host = "127.0.0.1"
+port = {broker.port}
+reconnect_min_s = 1
+reconnect_max_s = 1
+[[sources]]
+kind = "simulator"
+id = "motor"
+realtime = true
+[[models]]
+bundle = "{REPO_ROOT / "models/vibration-fault"}"
+source = "motor"
+[[sinks]]
+kind = "mqtt"
+spool_dir = "{folder / "spool"}"
+metrics_interval_s = 0.5
+[[sinks]]
+kind = "jsonl"
+path = "{folder / "local.jsonl"}"
+""")
+    return path
+
+
+def _start(config: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _produced(folder: Path) -> list[int]:
+    return [e["seq"] for e in read_jsonl(folder / "local.jsonl") if e["type"] == "result"]
+
+
+def _received(sub: Subscriber) -> list[int]:
+    return [p["seq"] for p in sub.payloads("/vibration-fault/result")]
+
+
+def test_birth_results_metrics_and_last_will(broker: Broker, tmp_path: Path) -> None:
+    """Test retained birth on connect, ordered results, metrics, and the Will on kill -9."""
+    sub = Subscriber(broker, f"pdm/{DEVICE}/#")
+    agent = _start(_config(tmp_path, broker))
+    try:
+        wait_until(lambda: len(_received(sub)) >= 3, 30, "three results")
+        wait_until(lambda: sub.payloads("/metrics"), 10, "a metrics message")
+        births = sub.payloads("/status")
+        assert births[0]["state"] == "online" and births[0]["models"][0]["id"] == "vibration-fault"
+        result = sub.payloads("/vibration-fault/result")[0]
+        assert result["device"] == DEVICE and result["seq"] == 1 and result["historical"] is False
+        assert result["published_at"] >= result["window"]["end"]
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(timeout=10)
+        wait_until(lambda: sub.payloads("/status")[-1]["state"] == "offline", 15, "Last Will")
+    finally:
+        agent.kill()
+        sub.close()
+    assert _received(sub) == sorted(set(_received(sub)))
+
+
+def test_broker_outage_loses_nothing(durable_broker: Broker, tmp_path: Path) -> None:
+    """Test that every result produced while the broker is down arrives after it restarts."""
+    sub = Subscriber(durable_broker, f"pdm/{DEVICE}/+/result")
+    agent = _start(_config(tmp_path, durable_broker))
+    try:
+        wait_until(lambda: len(_received(sub)) >= 3, 30, "results before the outage")
+        durable_broker.stop()
+        before = len(_produced(tmp_path))
+        wait_until(lambda: len(_produced(tmp_path)) >= before + 12, 30, "results during outage")
+        durable_broker.start()
+        wait_until(
+            lambda: set(_produced(tmp_path)[: before + 12]) <= set(_received(sub)),
+            30,
+            "every result produced during the outage",
+        )
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=15) == 0
+    finally:
+        agent.kill()
+        sub.close()
+    received = _received(sub)
+    produced = _produced(tmp_path)
+    assert set(produced) <= set(received), sorted(set(produced) - set(received))
+    historical = [p for p in sub.payloads("/result") if p["historical"]]
+    assert historical, "results spooled during the outage are marked historical"
+    print(f"duplicates: {len(received) - len(set(received))}")
+
+
+def test_sigkill_mid_outage_then_restart(durable_broker: Broker, tmp_path: Path) -> None:
+    """Test that results spooled before a kill -9 are delivered by the restarted agent."""
+    sub = Subscriber(durable_broker, f"pdm/{DEVICE}/+/result")
+    config = _config(tmp_path, durable_broker)
+    agent = _start(config)
+    try:
+        wait_until(lambda: len(_received(sub)) >= 2, 30, "results before the outage")
+        durable_broker.stop()
+        before = len(_produced(tmp_path))
+        wait_until(lambda: len(_produced(tmp_path)) >= before + 8, 30, "results during outage")
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(timeout=10)
+        spooled = _produced(tmp_path)
+        durable_broker.start()
+        agent = _start(config)
+        wait_until(lambda: set(spooled) <= set(_received(sub)), 40, "every spooled result")
+        wait_until(lambda: max(_received(sub)) > max(spooled), 30, "new results after restart")
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=15)
+    finally:
+        agent.kill()
+        sub.close()
+    received = _received(sub)
+    # The restarted agent continues the sequence instead of reusing numbers.
+    assert len([s for s in received if s == 1]) == 1
+
+
+def test_commands_status_ack_and_unknown(broker: Broker, tmp_path: Path) -> None:
+    """Test that status, ack and an unknown command each get a reply on the reply topic."""
+    sub = Subscriber(broker, f"pdm/{DEVICE}/cmd/+/reply", client_id="test-cmd")
+    agent = _start(_config(tmp_path, broker))
+    try:
+        birth = Subscriber(broker, f"pdm/{DEVICE}/status", client_id="test-birth")
+        wait_until(lambda: birth.payloads("/status"), 30, "birth")
+        birth.close()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-operator")
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+        for verb, body in (("status", {}), ("ack", {"model": "nope"}), ("explode", {})):
+            client.publish(f"pdm/{DEVICE}/cmd/{verb}", orjson.dumps(body), qos=1).wait_for_publish(
+                5
+            )
+        wait_until(lambda: len(sub.payloads("/reply")) >= 3, 20, "three replies")
+        client.disconnect()
+        client.loop_stop()
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=15)
+        sub.close()
+    replies = {r["command"]: r for r in sub.payloads("/reply")}
+    assert replies["status"]["ok"] is True and replies["status"]["status"]["device"] == DEVICE
+    assert replies["ack"] == {"command": "ack", "ok": False, "error": "unknown model 'nope'"}
+    assert replies["explode"]["ok"] is False
+    assert os.path.exists(tmp_path / "spool" / f"{DEVICE}.sqlite3")
