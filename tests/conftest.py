@@ -218,10 +218,16 @@ class Broker:
         self.port = free_port()
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.config = folder / "mosquitto.conf"
+        import getpass
+
+        # Started as root, Mosquitto drops to the `mosquitto` user unless told otherwise, and
+        # could then not write its log or persistence file into this test's folder.
         lines = [
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
+            f"user {getpass.getuser()}",
             f"log_dest file {folder / 'mosquitto.log'}",
+            "log_type all",
         ]
         if persistence:  # sessions and queued messages survive a broker restart
             lines += ["persistence true", f"persistence_location {folder}/", "autosave_interval 1"]
@@ -282,14 +288,17 @@ class Subscriber:
         import threading
 
         import paho.mqtt.client as mqtt
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
 
         self.messages: list[tuple[str, bytes, bool]] = []
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
+        # MQTT 3.1.1 with clean_session=False: Mosquitto 2.0.11 restores these sessions from its
+        # persistence file after a restart.
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=False,
         )
         client.reconnect_delay_set(1, 1)
 
@@ -304,9 +313,7 @@ class Subscriber:
         client.on_connect = on_connect
         client.on_subscribe = lambda *_a: self.subscribed.set()
         client.on_message = on_message
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = 3600
-        client.connect("127.0.0.1", broker.port, clean_start=False, properties=properties)
+        client.connect("127.0.0.1", broker.port)
         client.loop_start()
         self.client = client
         wait_until(self.subscribed.is_set, 10, "subscription")
