@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import paho.mqtt.client as mqtt
 
+from edge_agent.contract import CommandReply, MetricsPayload, ResultPayload, StatusPayload
 from tests.conftest import REPO_ROOT, Broker, Subscriber, read_jsonl, wait_until
 
 DEVICE = "rig1"
@@ -72,6 +73,10 @@ def test_birth_results_metrics_and_last_will(broker: Broker, tmp_path: Path) -> 
         wait_until(lambda: len(_received(sub)) >= 3, 30, "three results")
         wait_until(lambda: sub.payloads("/metrics"), 10, "a metrics message")
         births = sub.payloads("/status")
+        StatusPayload.model_validate(births[0])
+        MetricsPayload.model_validate(sub.payloads("/metrics")[0])
+        for payload in sub.payloads("/result"):
+            ResultPayload.model_validate(payload)
         assert births[0]["state"] == "online" and births[0]["models"][0]["id"] == "vibration-fault"
         result = sub.payloads("/vibration-fault/result")[0]
         assert result["device"] == DEVICE and result["seq"] == 1 and result["historical"] is False
@@ -79,6 +84,7 @@ def test_birth_results_metrics_and_last_will(broker: Broker, tmp_path: Path) -> 
         agent.send_signal(signal.SIGKILL)
         agent.wait(timeout=10)
         wait_until(lambda: sub.payloads("/status")[-1]["state"] == "offline", 15, "Last Will")
+        StatusPayload.model_validate(sub.payloads("/status")[-1])
     finally:
         agent.kill()
         sub.close()
@@ -163,6 +169,8 @@ def test_commands_status_ack_and_unknown(broker: Broker, tmp_path: Path) -> None
         agent.wait(timeout=15)
         sub.close()
     replies = {r["command"]: r for r in sub.payloads("/reply")}
+    for reply in replies.values():
+        CommandReply.model_validate(reply)
     assert replies["status"]["ok"] is True and replies["status"]["status"]["device"] == DEVICE
     assert replies["ack"] == {"command": "ack", "ok": False, "error": "unknown model 'nope'"}
     assert replies["explode"]["ok"] is False

@@ -1,0 +1,135 @@
+"""The MQTT payload contract as schemas (docs/mqtt.md). The agent builds payloads from its
+events; tests validate real payloads against these models, and `python -m edge_agent.contract`
+writes the JSON Schema files in docs/schemas/."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelInfo(_Payload):
+    id: str
+    name: str
+    version: str
+    sha256: str | None = None
+
+
+class Window(_Payload):
+    start: float = Field(description="Measurement time of the first sample (unix s).")
+    end: float = Field(description="Measurement time of the last sample (unix s).")
+
+
+class ResultPayload(_Payload):
+    """Topic `<prefix>/<device>/<model>/result`, QoS 1, not retained. De-duplicate on
+    (device, model.id, seq)."""
+
+    schema_version: Literal[1]
+    type: Literal["result"]
+    device: str
+    model: ModelInfo
+    seq: int = Field(ge=1, description="Per model, increasing, continued across restarts.")
+    window: Window
+    published_at: float | None = Field(description="When this copy was sent (unix s).")
+    task: Literal["classification", "anomaly", "rul"]
+    label: str | None = None
+    confidence: float | None = None
+    probabilities: dict[str, float] | None = None
+    score: float | None = None
+    threshold: float | None = None
+    is_anomaly: bool | None = None
+    rul: float | None = None
+    units: str | None = None
+    latency_ms: float
+    historical: bool = Field(description="True when replayed from the spool after an outage.")
+
+
+class AlarmPayload(_Payload):
+    """Topic `<...>/<model>/alarm` (retained: the current state) and `<...>/<model>/alarm/event`
+    (not retained: each transition)."""
+
+    schema_version: Literal[1]
+    type: Literal["alarm"]
+    device: str
+    model: ModelInfo
+    state: Literal["raised", "cleared"]
+    severity: Literal["warning", "critical"] | None
+    since: float
+    reason: str
+    seq: int = Field(description="The result seq that caused this transition.")
+    published_at: float | None
+    escalated: bool | None = None
+    acknowledged: bool | None = None
+    acknowledged_by: str | None = None
+    historical: bool
+
+
+class StatusModel(_Payload):
+    id: str
+    name: str
+    version: str
+    sha256: str
+    task: str
+    backend: str
+
+
+class StatusPayload(_Payload):
+    """Topic `<prefix>/<device>/status`, QoS 1, retained: birth on every connect; the Last Will
+    (and a clean shutdown) sets {"state": "offline", "device": ...}."""
+
+    schema_version: Literal[1] | None = None
+    state: Literal["online", "offline"]
+    device: str
+    agent_version: str | None = None
+    started_at: float | None = None
+    models: list[StatusModel] | None = None
+
+
+class MetricsPayload(_Payload):
+    """Topic `<prefix>/<device>/metrics`, QoS 0, every `metrics_interval_s`: counters."""
+
+    model_config = ConfigDict(extra="allow")
+    device: str
+    ts: float
+    uptime_s: float
+    agent: dict[str, Any]
+    sources: dict[str, dict[str, Any]]
+    models: dict[str, dict[str, Any]]
+    sinks: dict[str, dict[str, Any]]
+    queue_blocks: int
+
+
+class CommandReply(_Payload):
+    """Topic `<prefix>/<device>/cmd/<verb>/reply` (or the request's MQTT v5 response topic)."""
+
+    model_config = ConfigDict(extra="allow")
+    command: str
+    ok: bool
+    error: str | None = None
+
+
+SCHEMAS = {
+    "result": ResultPayload,
+    "alarm": AlarmPayload,
+    "status": StatusPayload,
+    "metrics": MetricsPayload,
+    "command-reply": CommandReply,
+}
+
+
+def write_schemas(folder: Path) -> None:
+    for name, model in SCHEMAS.items():
+        text = json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n"
+        (folder / f"{name}.v1.schema.json").write_text(text)
+
+
+if __name__ == "__main__":
+    write_schemas(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/schemas"))

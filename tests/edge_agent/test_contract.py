@@ -1,0 +1,72 @@
+"""Real payloads match the published MQTT contract, and the committed JSON Schemas are current."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_agent.config.models import AlarmConfig
+from edge_agent.contract import SCHEMAS, AlarmPayload, ResultPayload
+from edge_agent.events import AlarmEvent, Event
+from edge_agent.pipeline import ModelPipeline
+from edge_agent.runtime import load_model
+from edge_agent.sim.vibration import CHANNELS, MachineConditions, generate
+from edge_agent.stream.blocks import SampleBlock
+from tests.conftest import REPO_ROOT
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("bundle", ["vibration-fault", "vibration-anomaly", "cmapss-fd001-rul"])
+def test_result_and_alarm_payloads_validate(bundle: str) -> None:
+    """Test that each task's result and alarm payloads validate against the contract."""
+    runner = load_model(REPO_ROOT / "models" / bundle)
+    spec = runner.manifest.input
+    sink = ListSink()
+    alarm = AlarmConfig(raise_count=1, window_count=1, rul_below=1000.0)
+    pipeline = ModelPipeline("dev", runner.manifest.name, runner, alarm, [sink])
+    n = spec.window + spec.hop * 3
+    if spec.sample_rate_hz:
+        values = generate(MachineConditions(fault="looseness"), n, spec.sample_rate_hz).astype(
+            float
+        )
+        block = SampleBlock("s", CHANNELS, values, 1.7e9, rate_hz=spec.sample_rate_hz)
+    else:
+        values = np.asarray(spec.features[0].mean) + np.zeros((n, len(spec.channels)))
+        block = SampleBlock(
+            "s", tuple(spec.channels), values, 1.7e9, timestamps=1.7e9 + np.arange(n, dtype=float)
+        )
+    pipeline.push(block)
+    results = [e for e in sink.events if not isinstance(e, AlarmEvent)]
+    alarms = [e for e in sink.events if isinstance(e, AlarmEvent)]
+    assert len(results) == 4 and alarms
+    for event in results:
+        ResultPayload.model_validate(event.payload(1.7e9 + 10))
+    for event in alarms:
+        AlarmPayload.model_validate(event.payload(None))
+
+
+def test_committed_schemas_are_current(tmp_path: Path) -> None:
+    """Test that docs/schemas/*.v1.schema.json equal what edge_agent.contract exports."""
+    from edge_agent.contract import write_schemas
+
+    write_schemas(tmp_path)
+    for name in SCHEMAS:
+        file = f"{name}.v1.schema.json"
+        committed = json.loads((REPO_ROOT / "docs/schemas" / file).read_text())
+        assert committed == json.loads((tmp_path / file).read_text()), file
