@@ -3,7 +3,9 @@ and paho's own reconnect backoff. No second reconnect loop exists anywhere in th
 
 from __future__ import annotations
 
+import logging
 import ssl
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
@@ -11,9 +13,46 @@ from edge_agent.config.mqtt import MqttConfig
 from edge_agent.errors import ConfigError
 
 
-def make_client(config: MqttConfig, client_id: str) -> mqtt.Client:
+class AgentClient(mqtt.Client):
+    """paho's client, remembering why the last connection attempt failed (TLS, refused, DNS),
+    which paho's on_connect_fail callback does not say."""
+
+    last_error: str = ""
+
+    def reconnect(self) -> mqtt.MQTTErrorCode:
+        try:
+            return super().reconnect()
+        except OSError as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            raise
+
+
+def watch_connection(client: AgentClient, log: logging.Logger, what: str) -> Callable[[], None]:
+    """Log why connection attempts fail, once per distinct reason, so a long outage or a
+    refused certificate does not flood the log. Returns the reporter for callers that detect
+    a failure themselves (a TLS 1.3 refusal shows up as a disconnect before CONNACK)."""
+    seen: list[str] = []
+
+    def report() -> None:
+        if not seen or seen[-1] != client.last_error:
+            seen.append(client.last_error)
+            log.warning(
+                f"{what}: cannot connect to broker; retrying with backoff",
+                extra={"error": client.last_error or "connection closed during handshake"},
+            )
+
+    def on_log(_client: mqtt.Client, _userdata: object, level: int, text: str) -> None:
+        if level == mqtt.MQTT_LOG_ERR:
+            client.last_error = text
+
+    client.on_connect_fail = lambda _client, _userdata: report()
+    client.on_log = on_log
+    return report
+
+
+def make_client(config: MqttConfig, client_id: str) -> AgentClient:
     protocol = mqtt.MQTTv5 if config.protocol == "5" else mqtt.MQTTv311
-    client = mqtt.Client(
+    client = AgentClient(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=config.client_id or client_id,
         protocol=protocol,

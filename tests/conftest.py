@@ -211,7 +211,7 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.02) -> 
 class Broker:
     """A real Mosquitto on a free loopback port, with its own config and log."""
 
-    def __init__(self, folder: Path, persistence: bool = False) -> None:
+    def __init__(self, folder: Path, persistence: bool = False, listeners: str = "") -> None:
         import shutil
 
         self.folder = folder
@@ -223,6 +223,8 @@ class Broker:
         # Started as root, Mosquitto drops to the `mosquitto` user unless told otherwise, and
         # could then not write its log or persistence file into this test's folder.
         lines = [
+            "per_listener_settings true",
+            listeners,
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
             f"user {getpass.getuser()}",

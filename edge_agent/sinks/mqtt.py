@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 from edge_agent.config.mqtt import MqttConfig
 from edge_agent.config.sinks import MqttSink
 from edge_agent.events import AlarmEvent, Event, Result
-from edge_agent.mqtt_client import make_client
+from edge_agent.mqtt_client import make_client, watch_connection
 from edge_agent.spool import PRIORITY_ALARM, PRIORITY_ROUTINE, Spool
 from edge_agent.topics import Topics
 
@@ -60,6 +60,7 @@ class MqttPublisher:
         self._ack_lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # paho mid -> spool id
         self._early: set[int] = set()  # PUBACKs that arrived before publish() returned the mid
+        self._refusals: set[str] = set()
         self._acked: list[int] = []
         self._connected = False
         self._boundary = 0  # last spool id when this connection began: older ones are backlog
@@ -75,6 +76,7 @@ class MqttPublisher:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        self._report_failure = watch_connection(client, log, "publisher")
         self._client = client
         client.connect_async(broker.host, broker.port, broker.keepalive_s)
         client.loop_start()
@@ -165,13 +167,24 @@ class MqttPublisher:
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         with self._cond:
-            self._connected = False
+            was_connected, self._connected = self._connected, False
         self.connected_event.clear()
-        if not self._stopping:
-            self.counters["disconnects"] += 1
-            log.warning("disconnected from broker; spooling", extra={"reason": str(reason)})
+        if self._stopping:
+            return
+        if not was_connected:  # dropped before CONNACK: a refused handshake, not an outage
+            self._report_failure()
+            return
+        self.counters["disconnects"] += 1
+        log.warning("disconnected from broker; spooling", extra={"reason": str(reason)})
 
-    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: Any, _p: Any) -> None:
+        if reason is not None and reason.is_failure:
+            # Refused by the broker (e.g. an ACL): retrying cannot help, so it is counted, logged
+            # once per reason, and removed like an acknowledged message.
+            self.counters["rejected_by_broker"] += 1
+            if self.counters["rejected_by_broker"] == 1 or reason.getName() not in self._refusals:
+                self._refusals.add(reason.getName())
+                log.warning("broker rejected a message", extra={"reason": reason.getName()})
         with self._ack_lock:
             spool_id = self._inflight.pop(mid, None)
             if spool_id is None:

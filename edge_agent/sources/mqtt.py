@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 from edge_agent.config.mqtt import MqttConfig
 from edge_agent.config.sources import MqttSource
 from edge_agent.logs import RateLimiter
-from edge_agent.mqtt_client import make_client
+from edge_agent.mqtt_client import make_client, watch_connection
 from edge_agent.sources.base import Emit
 from edge_agent.sources.payloads import PayloadError, parse
 
@@ -66,6 +66,17 @@ class MqttStream:
 
         client.on_connect = on_connect
         client.on_message = on_message
+        report_failure = watch_connection(client, log, f"source {self.id}")
+
+        def on_disconnect(_c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+            if self.connected.is_set():
+                self.connected.clear()
+                self.counters["disconnects"] += 1
+                log.warning("source disconnected", extra={"source": self.id, "reason": str(reason)})
+            else:
+                report_failure()
+
+        client.on_disconnect = on_disconnect
         client.connect_async(self._broker.host, self._broker.port, self._broker.keepalive_s)
         client.loop_start()
         try:
