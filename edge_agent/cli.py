@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from edge_agent.errors import run_cli
+from edge_agent.errors import ConfigError, run_cli
 
 log = logging.getLogger("edge_agent.cli")
 BACKENDS = ["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"]
@@ -91,6 +91,21 @@ def _infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _watch(args: argparse.Namespace) -> int:
+    from edge_agent.config import load_agent_config
+    from edge_agent.config.mqtt import MqttConfig
+    from edge_agent.watch import Watcher
+
+    if args.config:
+        broker = load_agent_config(args.config).mqtt
+        if broker is None:
+            raise ConfigError(f"{args.config}: no [mqtt] section to watch")
+    else:
+        broker = MqttConfig(host=args.host, port=args.port, topic_prefix=args.prefix)
+    Watcher(broker, args.device).run(args.interval, args.updates)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-alarms", action="store_true")
     p.add_argument("--backend", choices=BACKENDS, default="auto")
     p.set_defaults(func=_infer)
+
+    p = sub.add_parser("watch", help="live status, results and alarms from a broker")
+    p.add_argument("-c", "--config", help="take the broker from an agent config's [mqtt]")
+    p.add_argument("--host", default="localhost")
+    p.add_argument("--port", type=int, default=1883)
+    p.add_argument("--prefix", default="pdm")
+    p.add_argument("--device", default="+", help="one device id, or + for all")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between redraws")
+    p.add_argument("--updates", type=int, help="stop after this many redraws")
+    p.set_defaults(func=_watch)
     return parser
 
 
