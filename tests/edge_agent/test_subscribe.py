@@ -17,12 +17,22 @@ from tests.conftest import REPO_ROOT, Broker, wait_until
 
 
 def _result(seq: int) -> bytes:
-    return orjson.dumps({
-        "schema_version": 1, "type": "result", "device": "d1",
-        "model": {"id": "m", "name": "m", "version": "1.0.0", "sha256": "0" * 64},
-        "seq": seq, "window": {"start": 1.0, "end": 2.0}, "published_at": 3.0,
-        "task": "rul", "rul": 50.0, "units": "cycles", "latency_ms": 0.1, "historical": False,
-    })
+    return orjson.dumps(
+        {
+            "schema_version": 1,
+            "type": "result",
+            "device": "d1",
+            "model": {"id": "m", "name": "m", "version": "1.0.0", "sha256": "0" * 64},
+            "seq": seq,
+            "window": {"start": 1.0, "end": 2.0},
+            "published_at": 3.0,
+            "task": "rul",
+            "rul": 50.0,
+            "units": "cycles",
+            "latency_ms": 0.1,
+            "historical": False,
+        }
+    )
 
 
 def test_tracker_drops_duplicates_and_reports_gaps() -> None:
@@ -59,16 +69,20 @@ kind = "simulator"
 id = "motor"
 fault = "misalignment"
 [[models]]
-bundle = "{REPO_ROOT / 'models/vibration-fault'}"
+bundle = "{REPO_ROOT / "models/vibration-fault"}"
 source = "motor"
 [[sinks]]
 kind = "mqtt"
-spool_dir = "{tmp_path / 'spool'}"
+spool_dir = "{tmp_path / "spool"}"
 """)
     watcher = Watcher(MqttConfig(host="127.0.0.1", port=broker.port))
     watcher.client.loop_start()
-    agent = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-                             cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_until(lambda: "misalignment" in watcher.table(), 30, "a result in the table")
         wait_until(lambda: "raised" in watcher.table(), 30, "the alarm in the table")
@@ -80,3 +94,61 @@ spool_dir = "{tmp_path / 'spool'}"
         agent.kill()
         watcher.client.loop_stop()
     assert "press7" in live and "online" in live and "vibration-fault" in live
+
+
+def test_shared_subscription_splits_results_between_consumers(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Test that two members of a $share group together get every result, each exactly once."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    received: list[list[int]] = [[], []]
+    ready = threading.Barrier(3)
+    clients = []
+    for index in range(2):
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, client_id=f"consumer-{index}"
+        )
+        client.on_connect = lambda c, *_: c.subscribe("$share/g/pdm/+/+/result", qos=1)
+        client.on_subscribe = lambda *_: ready.wait(10)
+        client.on_message = (
+            lambda i: lambda _c, _u, m: received[i].append(orjson.loads(m.payload)["seq"])
+        )(index)
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+        clients.append(client)
+    ready.wait(10)
+    config = tmp_path / "agent.toml"
+    config.write_text(f"""
+device_id = "line2"
+[mqtt]
+host = "127.0.0.1"
+port = {broker.port}
+[[sources]]
+kind = "simulator"
+id = "motor"
+realtime = false
+duration_s = 3
+[[models]]
+bundle = "{REPO_ROOT / "models/vibration-fault"}"
+source = "motor"
+[[sinks]]
+kind = "mqtt"
+spool_dir = "{tmp_path / "spool"}"
+""")
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    expected = (3 * 25600 - 8192) // 4096 + 1
+    wait_until(lambda: len(received[0]) + len(received[1]) >= expected, 15, "all results")
+    for client in clients:
+        client.disconnect()
+        client.loop_stop()
+    assert sorted(received[0] + received[1]) == list(range(1, expected + 1))
+    assert received[0] and received[1]
