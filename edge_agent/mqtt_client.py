@@ -41,13 +41,28 @@ def watch_connection(client: AgentClient, log: logging.Logger, what: str) -> Cal
                 extra={"error": client.last_error or "connection closed during handshake"},
             )
 
-    def on_log(_client: mqtt.Client, _userdata: object, level: int, text: str) -> None:
-        if level == mqtt.MQTT_LOG_ERR:
-            client.last_error = text
-
     client.on_connect_fail = lambda _client, _userdata: report()
-    client.on_log = on_log
+    client.enable_logger(_error_catcher(client))
     return report
+
+
+class _LastError(logging.Handler):
+    def __init__(self, client: AgentClient) -> None:
+        super().__init__(logging.ERROR)
+        self.client = client
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.client.last_error = record.getMessage()
+
+
+def _error_catcher(client: AgentClient) -> logging.Logger:
+    """A private logger for paho that keeps only errors (paho skips formatting anything else,
+    unlike an on_log callback, which costs a formatted string per packet)."""
+    logger = logging.getLogger(f"edge_agent.paho.{id(client)}")
+    logger.setLevel(logging.ERROR)
+    logger.propagate = False
+    logger.handlers[:] = [_LastError(client)]
+    return logger
 
 
 def make_client(config: MqttConfig, client_id: str) -> AgentClient:

@@ -63,32 +63,17 @@ class Spool:
         self.count, self.bytes = row.fetchone()
         self._in_transaction = False
         self._next_expiry = 0.0
+        self._pending: list[tuple] = []
+        self._pending_sequences: dict[str, int] = {}
 
     # ---- writing (agent thread) -------------------------------------------------------------
     def put(self, topic: str, payload: bytes, qos: int, retain: bool, priority: int) -> None:
-        """Add a message in the open transaction; it is durable after the next commit()."""
-        with self._lock:
-            if not self._make_room(len(payload), priority):
-                self.counters["dropped_full_new"] += 1
-                return
-            self._begin()
-            self._db.execute(
-                "INSERT INTO messages (topic, payload, qos, retain, priority, created) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (topic, payload, qos, int(retain), priority, time.time()),
-            )
-            self.count += 1
-            self.bytes += len(payload)
-            self.counters["spooled"] += 1
+        """Queue a message for the next commit(), which makes it durable (one transaction)."""
+        self._pending.append((topic, payload, qos, int(retain), priority, time.time()))
 
     def set_sequence(self, model: str, seq: int) -> None:
-        with self._lock:
-            self._begin()
-            self._db.execute(
-                "INSERT INTO sequences (model, seq) VALUES (?, ?) "
-                "ON CONFLICT(model) DO UPDATE SET seq = excluded.seq",
-                (model, seq),
-            )
+        """Remember a model's last sequence number; stored with the next commit()."""
+        self._pending_sequences[model] = seq
 
     def sequence(self, model: str) -> int:
         with self._lock:
@@ -96,7 +81,31 @@ class Spool:
         return int(row[0]) if row else 0
 
     def commit(self) -> None:
+        """Write everything queued since the last commit in one transaction."""
+        pending, self._pending = self._pending, []
+        sequences, self._pending_sequences = self._pending_sequences, {}
         with self._lock:
+            admitted = []
+            for row in pending:
+                if self._make_room(len(row[1]), row[4]):
+                    admitted.append(row)
+                    self.count += 1
+                    self.bytes += len(row[1])
+                else:
+                    self.counters["dropped_full_new"] += 1
+            if admitted or sequences:
+                self._begin()
+                self._db.executemany(
+                    "INSERT INTO messages (topic, payload, qos, retain, priority, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    admitted,
+                )
+                self._db.executemany(
+                    "INSERT INTO sequences (model, seq) VALUES (?, ?) "
+                    "ON CONFLICT(model) DO UPDATE SET seq = excluded.seq",
+                    list(sequences.items()),
+                )
+                self.counters["spooled"] += len(admitted)
             if self._in_transaction:
                 self._db.execute("COMMIT")
                 self._in_transaction = False
@@ -170,18 +179,17 @@ class Spool:
             for first in range(0, len(ids), 500):
                 chunk = ids[first : first + 500]
                 marks = ",".join("?" * len(chunk))
-                count, size = self._db.execute(
-                    f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM messages "
-                    f"WHERE id IN ({marks})",
-                    chunk,
-                ).fetchone()
-                self._db.execute(f"DELETE FROM messages WHERE id IN ({marks})", chunk)
-                self.count -= count
-                self.bytes -= size
-                self.counters["acknowledged"] += count
-            self.commit()
+                removed = self._db.execute(
+                    f"DELETE FROM messages WHERE id IN ({marks}) RETURNING LENGTH(payload)", chunk
+                ).fetchall()
+                self.count -= len(removed)
+                self.bytes -= sum(r[0] for r in removed)
+                self.counters["acknowledged"] += len(removed)
+            if self._in_transaction:
+                self._db.execute("COMMIT")
+                self._in_transaction = False
 
     def close(self) -> None:
+        self.commit()
         with self._lock:
-            self.commit()
             self._db.close()

@@ -61,6 +61,9 @@ class MqttPublisher:
         self._inflight: dict[int, int] = {}  # paho mid -> spool id
         self._early: set[int] = set()  # PUBACKs that arrived before publish() returned the mid
         self._refusals: set[str] = set()
+        # Send in batches of at least an eighth of the window: fewer wake-ups, and room for
+        # live and backlog messages to share each batch.
+        self._min_batch = max(1, config.inflight // 8)
         self._acked: list[int] = []
         self._connected = False
         self._boundary = 0  # last spool id when this connection began: older ones are backlog
@@ -85,7 +88,10 @@ class MqttPublisher:
 
     # ---- Sink interface (agent thread) ---------------------------------------------------
     def emit(self, event: Event) -> None:
-        payload = orjson.dumps(event.payload(None))
+        # Stored without the two fields known only when a copy is sent; _stamp() appends them.
+        message = event.payload(None)
+        del message["published_at"], message["historical"]
+        payload = orjson.dumps(message)
         if isinstance(event, Result):
             self.spool.put(self.topics.result(event.model.id), payload, 1, False, PRIORITY_ROUTINE)
             self.spool.set_sequence(event.model.id, event.seq)
@@ -231,7 +237,7 @@ class MqttPublisher:
             with self._cond:
                 while not self._stopping and not (
                     self._connected
-                    and len(self._inflight) < self.config.inflight
+                    and len(self._inflight) <= self.config.inflight - self._min_batch
                     and (self._unsent() or self._acked)
                 ):
                     self._cond.wait(1.0)
@@ -259,11 +265,11 @@ class MqttPublisher:
             if row.id not in inflight_ids:  # else paho is already re-sending it
                 if not self._connected:
                     return sent
-                message = orjson.loads(row.payload)
-                message["published_at"] = now
-                message["historical"] = row.id <= self._boundary
                 info = self._client.publish(
-                    row.topic, orjson.dumps(message), qos=row.qos, retain=row.retain
+                    row.topic,
+                    _stamp(row.payload, now, row.id <= self._boundary),
+                    qos=row.qos,
+                    retain=row.retain,
                 )
                 with self._ack_lock:
                     if row.qos == 0 or info.mid in self._early:
@@ -277,3 +283,16 @@ class MqttPublisher:
             else:
                 self._live_cursor = max(self._live_cursor, row.id)
         return sent
+
+
+def _stamp(payload: bytes, published_at: float, historical: bool) -> bytes:
+    """Append published_at and historical to a stored JSON object without re-parsing it."""
+    if not payload.endswith(b"}") or payload == b"{}":
+        return payload
+    flag = b"true" if historical else b"false"
+    return (
+        payload[:-1]
+        + b',"published_at":'
+        + repr(published_at).encode()
+        + (b',"historical":' + flag + b"}")
+    )

@@ -1,0 +1,218 @@
+"""MQTT delivery benchmark against a local Mosquitto started here (not a test).
+
+    python bench/mqtt_bench.py [--messages 20000] [--repeats 3]
+
+Measured side by side in one run: bare paho QoS 1 publish rate (the ceiling), the agent's
+publisher through the spool for each fsync policy, end-to-end latency from a sensor message to
+the result at a subscriber at 100 and 1,000 windows/s, and draining a 100,000-message backlog
+while live results keep flowing. Prints markdown tables (medians).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import paho.mqtt.client as mqtt
+
+PROTOCOL = "5"
+# A benchmark subscriber must not lose messages to the broker's default per-client queue limit.
+UNBOUNDED = "max_queued_messages 0\nmax_inflight_messages 0"
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edge_agent.config.mqtt import MqttConfig  # noqa: E402
+from edge_agent.config.sinks import MqttSink  # noqa: E402
+from edge_agent.events import ModelRef, Result  # noqa: E402
+from edge_agent.sinks.mqtt import MqttPublisher  # noqa: E402
+from tests.conftest import Broker  # noqa: E402
+
+
+class Counter:
+    """A subscriber counting results and recording receive times by seq."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        self.times: dict[int, float] = {}
+        self.count = 0
+        self.done = threading.Event()
+        self.expected = 0
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{topic[:8]}")
+        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        ready = threading.Event()
+        self.client.on_subscribe = lambda *_: ready.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        ready.wait(10)
+
+    def _on_message(self, _c, _u, message) -> None:
+        now = time.perf_counter()
+        self.count += 1
+        if message.payload[:1] == b"{":
+            data = orjson.loads(message.payload)
+            if "seq" in data:
+                self.times.setdefault(data["seq"], now)
+        if self.expected and self.count >= self.expected:
+            self.done.set()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def bare_paho(port: int, n: int) -> float:
+    """QoS 1 messages acknowledged per second from one paho publisher (the ceiling)."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-pub")
+    client.max_inflight_messages_set(256)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    payload = orjson.dumps(_result(1).payload(1.7e9))
+    start = time.perf_counter()
+    infos = [client.publish("bench/bare", payload, qos=1) for _ in range(n)]
+    for info in infos:
+        info.wait_for_publish(60)
+    elapsed = time.perf_counter() - start
+    client.disconnect()
+    client.loop_stop()
+    return n / elapsed
+
+
+def _result(seq: int) -> Result:
+    ref = ModelRef("bench-model", "bench", "1.0.0", "0" * 64)
+    output = {"label": "healthy", "confidence": 0.99, "probabilities": {"healthy": 0.99}}
+    return Result("bench", ref, seq, 1.7e9 + seq, 1.7e9 + seq + 0.3, "classification", output, 0.5)
+
+
+def _publisher(port: int, folder: Path, fsync: str = "normal") -> MqttPublisher:
+    return MqttPublisher(
+        MqttSink(kind="mqtt", spool_dir=folder, fsync=fsync),
+        MqttConfig(
+            host="127.0.0.1", port=port, reconnect_min_s=1, reconnect_max_s=1, protocol=PROTOCOL
+        ),
+        "bench",
+        birth=lambda: {"state": "online", "device": "bench"},
+    )
+
+
+def _wait_empty(publisher: MqttPublisher, timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
+    while publisher.spool.count and time.perf_counter() < deadline:
+        time.sleep(0.002)
+
+
+def publisher_rate(port: int, n: int, fsync: str, block: int = 50) -> tuple[float, int]:
+    """Results per second spooled, published and acknowledged; and how many a subscriber got."""
+    folder = Path(tempfile.mkdtemp())
+    sink = Counter(port, "pdm/bench/+/result")
+    publisher = _publisher(port, folder, fsync)
+    publisher.connected_event.wait(10)
+    start = time.perf_counter()
+    for first in range(1, n + 1, block):
+        for seq in range(first, min(first + block, n + 1)):
+            publisher.emit(_result(seq))
+        publisher.flush()
+    _wait_empty(publisher, 120)
+    elapsed = time.perf_counter() - start
+    publisher.close()
+    deadline = time.perf_counter() + 30
+    while len(sink.times) < n and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    sink.close()
+    shutil.rmtree(folder)
+    return n / elapsed, len(sink.times)
+
+
+def backlog(port_for_broker: Broker, n: int) -> dict[str, float]:
+    """Spool n results with the broker down, start it, time the drain; live results meanwhile."""
+    folder = Path(tempfile.mkdtemp())
+    publisher = _publisher(port_for_broker.port, folder)
+    for first in range(1, n + 1, 1000):
+        for seq in range(first, min(first + 1000, n + 1)):
+            publisher.emit(_result(seq))
+        publisher.flush()
+    port_for_broker.start()
+    sink = Counter(port_for_broker.port, "pdm/bench/+/result")
+    publisher.connected_event.wait(30)
+    start = time.perf_counter()
+    live_sent: dict[int, float] = {}
+    seq = n
+    while publisher.spool.count > 0 and time.perf_counter() - start < 300:
+        seq += 1
+        live_sent[seq] = time.perf_counter()
+        publisher.emit(_result(seq))
+        publisher.flush()
+        time.sleep(0.01)  # about 100 live results/s beside the backlog
+    drained = time.perf_counter() - start
+    _wait_empty(publisher, 30)
+    publisher.close()
+    time.sleep(0.5)
+    sink.close()
+    waits = sorted(sink.times[s] - t for s, t in live_sent.items() if s in sink.times)
+    shutil.rmtree(folder)
+    return {
+        "rate": n / drained,
+        "live_p50_ms": 1000 * waits[len(waits) // 2] if waits else float("nan"),
+        "live_p99_ms": 1000 * waits[int(len(waits) * 0.99)] if waits else float("nan"),
+        "live_count": len(waits),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--backlog", type=int, default=100_000)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp())
+    broker = Broker(folder, listeners=UNBOUNDED)
+    broker.start()
+    try:
+        rows = []
+        for _ in range(args.repeats):
+            bare = bare_paho(broker.port, args.messages)
+            spooled = {
+                f: publisher_rate(broker.port, args.messages, f)
+                for f in ("normal", "always", "off")
+            }
+            rows.append((bare, spooled))
+        bare = statistics.median(r[0] for r in rows)
+        print(
+            f"| path ({args.messages} QoS 1 messages acknowledged) | msg/s | vs bare | "
+            "received by subscriber |"
+        )
+        print("|---|---|---|---|")
+        print(f"| bare paho publish | {bare:,.0f} | 100% | |")
+        for policy in ("normal", "always", "off"):
+            rate = statistics.median(r[1][policy][0] for r in rows)
+            got = min(r[1][policy][1] for r in rows)
+            print(
+                f"| agent publisher via spool, fsync={policy} | {rate:,.0f} | "
+                f"{rate / bare:.0%} | {got}/{args.messages} |"
+            )
+    finally:
+        broker.stop()
+    broker = Broker(Path(tempfile.mkdtemp()), listeners=UNBOUNDED)
+    try:
+        drain = backlog(broker, args.backlog)
+    finally:
+        broker.stop()
+    print()
+    print(f"| backlog of {args.backlog:,} results after an outage | value |")
+    print("|---|---|")
+    print(f"| drain rate | {drain['rate']:,.0f} msg/s |")
+    print(
+        f"| live results during the drain (about 100/s), latency p50 / p99 | "
+        f"{drain['live_p50_ms']:.1f} / {drain['live_p99_ms']:.1f} ms "
+        f"({drain['live_count']} results) |"
+    )
+
+
+if __name__ == "__main__":
+    main()
