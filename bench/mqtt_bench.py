@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -129,32 +130,61 @@ def publisher_rate(port: int, n: int, fsync: str, block: int = 50) -> tuple[floa
     return n / elapsed, len(sink.times)
 
 
-def backlog(port_for_broker: Broker, n: int) -> dict[str, float]:
-    """Spool n results with the broker down, start it, time the drain; live results meanwhile."""
+LIVE_SUBSCRIBER = """
+import sys, time, json, threading
+import paho.mqtt.client as mqtt
+port, first_live, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+seen, ready = {}, threading.Event()
+def on_message(_c, _u, m):
+    seq = json.loads(m.payload)["seq"]
+    if seq > first_live:
+        seen.setdefault(seq, time.time())
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-live")
+c.on_connect = lambda cl, *_: cl.subscribe("pdm/bench/+/result", qos=1)
+c.on_subscribe = lambda *_: print("ready", flush=True)
+c.on_message = on_message
+c.connect("127.0.0.1", port)
+c.loop_start()
+sys.stdin.read()
+c.loop_stop()
+json.dump(seen, open(out, "w"))
+"""
+
+
+def backlog(broker: Broker, n: int) -> dict[str, float]:
+    """Spool n results with the broker down, start it, time the drain while about 100 live
+    results/s keep coming; live latency is measured by a subscriber in its own process."""
     folder = Path(tempfile.mkdtemp())
-    publisher = _publisher(port_for_broker.port, folder)
+    publisher = _publisher(broker.port, folder)
     for first in range(1, n + 1, 1000):
         for seq in range(first, min(first + 1000, n + 1)):
             publisher.emit(_result(seq))
         publisher.flush()
-    port_for_broker.start()
-    sink = Counter(port_for_broker.port, "pdm/bench/+/result")
+    broker.start()
+    received = folder / "live.json"
+    listener = subprocess.Popen(
+        [sys.executable, "-c", LIVE_SUBSCRIBER, str(broker.port), str(n), str(received)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    listener.stdout.readline()  # "ready"
     publisher.connected_event.wait(30)
     start = time.perf_counter()
     live_sent: dict[int, float] = {}
     seq = n
     while publisher.spool.count > 0 and time.perf_counter() - start < 300:
         seq += 1
-        live_sent[seq] = time.perf_counter()
+        live_sent[seq] = time.time()
         publisher.emit(_result(seq))
         publisher.flush()
-        time.sleep(0.01)  # about 100 live results/s beside the backlog
+        time.sleep(0.01)
     drained = time.perf_counter() - start
     _wait_empty(publisher, 30)
     publisher.close()
-    time.sleep(0.5)
-    sink.close()
-    waits = sorted(sink.times[s] - t for s, t in live_sent.items() if s in sink.times)
+    listener.communicate("", timeout=30)
+    seen = {int(k): v for k, v in orjson.loads(received.read_bytes()).items()}
+    waits = sorted(seen[s] - t for s, t in live_sent.items() if s in seen)
     shutil.rmtree(folder)
     return {
         "rate": n / drained,
