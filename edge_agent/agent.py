@@ -125,6 +125,11 @@ class Agent:
                     "sha256": p.ref.sha256,
                     "task": p.runner.manifest.task,
                     "backend": p.runner.backend,
+                    **(
+                        {"units": p.runner.manifest.output.units}
+                        if p.runner.manifest.task == "rul"
+                        else {}
+                    ),
                 }
                 for p in self.pipelines
             ],

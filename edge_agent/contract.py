@@ -79,6 +79,7 @@ class StatusModel(_Payload):
     sha256: str
     task: str
     backend: str
+    units: str | None = None
 
 
 class StatusPayload(_Payload):

@@ -31,6 +31,10 @@ class MqttSink(Section):
     fsync: Literal["always", "normal", "off"] = "normal"
     inflight: int = Field(default=256, ge=1, le=65535, description="Unacknowledged QoS 1 messages.")
     metrics_interval_s: float = Field(default=30.0, gt=0)
+    homeassistant: bool = Field(
+        default=False, description="Publish Home Assistant MQTT discovery for this device."
+    )
+    homeassistant_prefix: str = Field(default="homeassistant", pattern=r"^[A-Za-z0-9_-]+$")
     qos0_offline: Literal["drop", "spool"] = Field(
         default="drop",
         description="Metrics (QoS 0) while disconnected: count as dropped, or spool.",

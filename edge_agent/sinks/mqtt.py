@@ -23,6 +23,7 @@ import paho.mqtt.client as mqtt
 from edge_agent.config.mqtt import MqttConfig
 from edge_agent.config.sinks import MqttSink
 from edge_agent.events import AlarmEvent, Event, Result
+from edge_agent.homeassistant import discovery
 from edge_agent.mqtt_client import make_client, watch_connection
 from edge_agent.spool import PRIORITY_ALARM, PRIORITY_ROUTINE, Spool
 from edge_agent.topics import Topics
@@ -162,6 +163,9 @@ class MqttPublisher:
             return
         client.publish(self.topics.status, orjson.dumps(self._birth()), qos=1, retain=True)
         client.subscribe(self.topics.commands, qos=1)
+        if self.config.homeassistant:
+            self._announce_to_homeassistant()
+            client.subscribe(f"{self.config.homeassistant_prefix}/status", qos=1)
         with self._cond:
             self._connected = True
             self._boundary = self.spool.last_id()
@@ -200,7 +204,16 @@ class MqttPublisher:
         with self._cond:
             self._cond.notify_all()
 
+    def _announce_to_homeassistant(self) -> None:
+        topic, payload = discovery(self.config.homeassistant_prefix, self.topics, self._birth())
+        self._client.publish(topic, orjson.dumps(payload), qos=1, retain=True)
+        self.counters["homeassistant_discovery"] += 1
+
     def _on_message(self, client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic == f"{self.config.homeassistant_prefix}/status":
+            if message.payload == b"online":  # Home Assistant restarted: announce again
+                self._announce_to_homeassistant()
+            return
         verb = message.topic.rsplit("/", 1)[-1]
         try:
             request = orjson.loads(message.payload) if message.payload else {}

@@ -1,0 +1,74 @@
+"""Home Assistant discovery against a real Mosquitto: one retained device config with entities
+from each model's manifest, availability on the status topic, re-sent when HA comes online."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from tests.conftest import REPO_ROOT, Broker, Subscriber, wait_until
+
+
+def test_discovery_published_and_repeated_on_ha_birth(broker: Broker, tmp_path: Path) -> None:
+    """Test the discovery payload's entities and its re-publication on homeassistant/status."""
+    config = tmp_path / "agent.toml"
+    models = "".join(
+        f'[[models]]\nbundle = "{REPO_ROOT / "models" / name}"\nsource = "{source}"\n'
+        for name, source in (("vibration-anomaly", "motor"), ("cmapss-fd001-rul", "engine"))
+    )
+    config.write_text(f"""
+device_id = "press-9"
+[mqtt]
+host = "127.0.0.1"
+port = {broker.port}
+[[sources]]
+kind = "simulator"
+id = "motor"
+[[sources]]
+kind = "replay"
+id = "engine"
+path = "{tmp_path / 'engine.csv'}"
+{models}
+[[sinks]]
+kind = "mqtt"
+spool_dir = "{tmp_path / 'spool'}"
+homeassistant = true
+""")
+    (tmp_path / "engine.csv").write_text(
+        "ts," + ",".join(f"s{i}" for i in (2, 3, 4, 7, 8, 9, 11, 12, 13, 14, 15, 17, 20, 21))
+        + "\n1," + ",".join(["1.0"] * 14) + "\n"
+    )
+    ha = Subscriber(broker, "homeassistant/device/#", client_id="fake-ha")
+    agent = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
+                             cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: ha.payloads("/config"), 30, "discovery config")
+        announcer = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ha-birth")
+        announcer.connect("127.0.0.1", broker.port)
+        announcer.loop_start()
+        announcer.publish("homeassistant/status", b"online", qos=1).wait_for_publish(5)
+        wait_until(lambda: len(ha.payloads("/config")) >= 2, 15, "discovery again")
+        announcer.disconnect()
+        announcer.loop_stop()
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=15)
+        ha.close()
+    with ha.lock:
+        topic, _, retained = ha.messages[0]
+    assert topic == "homeassistant/device/pdm_press_9/config" and retained
+    payload = ha.payloads("/config")[0]
+    assert payload["availability_topic"] == "pdm/press-9/status"
+    assert payload["device"]["identifiers"] == ["pdm_press_9"]
+    components = payload["components"]
+    assert components["pdm_press_9_vibration_anomaly_anomaly"]["device_class"] == "problem"
+    assert components["pdm_press_9_vibration_anomaly_score"]["state_topic"] == (
+        "pdm/press-9/vibration-anomaly/result")
+    rul = components["pdm_press_9_cmapss_fd001_rul_remaining_life"]
+    assert rul["unit_of_measurement"] == "cycles" and rul["p"] == "sensor"
+    assert components["pdm_press_9_cmapss_fd001_rul_alarm"]["state_topic"] == (
+        "pdm/press-9/cmapss-fd001-rul/alarm")
