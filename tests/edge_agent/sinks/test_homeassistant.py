@@ -31,20 +31,27 @@ id = "motor"
 [[sources]]
 kind = "replay"
 id = "engine"
-path = "{tmp_path / 'engine.csv'}"
+path = "{tmp_path / "engine.csv"}"
 {models}
 [[sinks]]
 kind = "mqtt"
-spool_dir = "{tmp_path / 'spool'}"
+spool_dir = "{tmp_path / "spool"}"
 homeassistant = true
 """)
     (tmp_path / "engine.csv").write_text(
-        "ts," + ",".join(f"s{i}" for i in (2, 3, 4, 7, 8, 9, 11, 12, 13, 14, 15, 17, 20, 21))
-        + "\n1," + ",".join(["1.0"] * 14) + "\n"
+        "ts,"
+        + ",".join(f"s{i}" for i in (2, 3, 4, 7, 8, 9, 11, 12, 13, 14, 15, 17, 20, 21))
+        + "\n1,"
+        + ",".join(["1.0"] * 14)
+        + "\n"
     )
     ha = Subscriber(broker, "homeassistant/device/#", client_id="fake-ha")
-    agent = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-                             cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_until(lambda: ha.payloads("/config"), 30, "discovery config")
         announcer = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ha-birth")
@@ -54,12 +61,15 @@ homeassistant = true
         wait_until(lambda: len(ha.payloads("/config")) >= 2, 15, "discovery again")
         announcer.disconnect()
         announcer.loop_stop()
+        late = Subscriber(broker, "homeassistant/device/#", client_id="late-ha")
+        wait_until(lambda: late.payloads("/config"), 10, "the retained config")
+        late.close()
     finally:
         agent.send_signal(signal.SIGTERM)
         agent.wait(timeout=15)
         ha.close()
-    with ha.lock:
-        topic, _, retained = ha.messages[0]
+    with late.lock:
+        topic, _, retained = late.messages[0]
     assert topic == "homeassistant/device/pdm_press_9/config" and retained
     payload = ha.payloads("/config")[0]
     assert payload["availability_topic"] == "pdm/press-9/status"
@@ -67,8 +77,10 @@ homeassistant = true
     components = payload["components"]
     assert components["pdm_press_9_vibration_anomaly_anomaly"]["device_class"] == "problem"
     assert components["pdm_press_9_vibration_anomaly_score"]["state_topic"] == (
-        "pdm/press-9/vibration-anomaly/result")
+        "pdm/press-9/vibration-anomaly/result"
+    )
     rul = components["pdm_press_9_cmapss_fd001_rul_remaining_life"]
     assert rul["unit_of_measurement"] == "cycles" and rul["p"] == "sensor"
     assert components["pdm_press_9_cmapss_fd001_rul_alarm"]["state_topic"] == (
-        "pdm/press-9/cmapss-fd001-rul/alarm")
+        "pdm/press-9/cmapss-fd001-rul/alarm"
+    )
