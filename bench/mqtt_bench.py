@@ -173,7 +173,8 @@ def backlog(broker: Broker, n: int) -> dict[str, float]:
     start = time.perf_counter()
     live_sent: dict[int, float] = {}
     seq = n
-    while publisher.spool.count > 0 and time.perf_counter() - start < 300:
+    # Drained when no backlog message (id <= n) is left; live ones come and go meanwhile.
+    while publisher.spool.fetch(0, 1, max_id=n) and time.perf_counter() - start < 300:
         seq += 1
         live_sent[seq] = time.time()
         publisher.emit(_result(seq))
@@ -194,11 +195,89 @@ def backlog(broker: Broker, n: int) -> dict[str, float]:
     }
 
 
+def latency(port: int, rate: float, seconds: float) -> tuple[float, float, int]:
+    """Sensor row published -> its RUL result received (p50, p99 ms), agent in its own process."""
+    from edge_agent.runtime import load_model
+
+    manifest = load_model(ROOT / "models/cmapss-fd001-rul").manifest
+    means = manifest.input.features[0].mean
+    folder = Path(tempfile.mkdtemp())
+    config = folder / "agent.toml"
+    config.write_text(f"""
+device_id = "lat"
+[log]
+level = "warning"
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+[[sources]]
+kind = "mqtt"
+id = "engine"
+topic = "plant/lat/rows"
+[[models]]
+bundle = "{ROOT / "models/cmapss-fd001-rul"}"
+source = "engine"
+[models.alarm]
+enabled = false
+[[sinks]]
+kind = "mqtt"
+spool_dir = "{folder / "spool"}"
+""")
+    received: dict[float, float] = {}
+
+    def on_message(_c, _u, message) -> None:
+        received[orjson.loads(message.payload)["window"]["end"]] = time.time()
+
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-lat-sub")
+    sub.on_connect = lambda c, *_: c.subscribe("pdm/lat/+/result", qos=1)
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", port)
+    sub.loop_start()
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-lat-pub")
+    pub.max_inflight_messages_set(1000)
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    base = time.time() - 1e6
+    row = dict(zip(manifest.input.channels, means, strict=True))
+    k = 0
+    deadline = time.time() + 60
+    while not received and time.time() < deadline:  # warm up until results flow
+        pub.publish("plant/lat/rows", orjson.dumps({"ts": base + k, **row}), qos=1)
+        k += 1
+        time.sleep(0.01)
+    sent: dict[float, float] = {}
+    start = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        due = start + i / rate
+        while time.perf_counter() < due:
+            pass
+        ts = base + k + i
+        sent[ts] = time.time()
+        pub.publish("plant/lat/rows", orjson.dumps({"ts": ts, **row}), qos=1)
+    end = time.time() + 10
+    while time.time() < end and not all(ts in received for ts in list(sent)[-10:]):
+        time.sleep(0.01)
+    agent.terminate()
+    agent.wait(timeout=15)
+    for client in (pub, sub):
+        client.disconnect()
+        client.loop_stop()
+    shutil.rmtree(folder)
+    waits = sorted(1000 * (received[ts] - t) for ts, t in sent.items() if ts in received)
+    return waits[len(waits) // 2], waits[int(len(waits) * 0.99)], len(waits)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backlog", type=int, default=100_000)
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp())
     broker = Broker(folder, listeners=UNBOUNDED)
@@ -228,6 +307,20 @@ def main() -> None:
             )
     finally:
         broker.stop()
+    broker = Broker(Path(tempfile.mkdtemp()), listeners=UNBOUNDED)
+    broker.start()
+    try:
+        lat = {r: latency(broker.port, r, args.latency_seconds) for r in (100.0, 1000.0)}
+    finally:
+        broker.stop()
+    print()
+    print(
+        "| sensor row published -> result at subscriber (RUL model, MQTT in and out) | "
+        "p50 ms | p99 ms | results |"
+    )
+    print("|---|---|---|---|")
+    for r, (p50, p99, count) in lat.items():
+        print(f"| {r:,.0f} windows/s | {p50:.1f} | {p99:.1f} | {count} |")
     broker = Broker(Path(tempfile.mkdtemp()), listeners=UNBOUNDED)
     try:
         drain = backlog(broker, args.backlog)

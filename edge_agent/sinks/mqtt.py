@@ -61,6 +61,7 @@ class MqttPublisher:
         self._ack_lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # paho mid -> spool id
         self._early: set[int] = set()  # PUBACKs that arrived before publish() returned the mid
+        self._untracked: set[int] = set()  # mids of messages that are not in the spool
         self._refusals: set[str] = set()
         # Send in batches of at least an eighth of the window: fewer wake-ups, and room for
         # live and backlog messages to share each batch.
@@ -70,6 +71,7 @@ class MqttPublisher:
         self._boundary = 0  # last spool id when this connection began: older ones are backlog
         self._live_cursor = self._backlog_cursor = 0
         self._stopping = False
+        self._news = True  # something may be sendable: set by flush, acks and connects
         self.connected_event = threading.Event()
 
         client = make_client(broker, f"edge-agent-{device}")
@@ -104,14 +106,13 @@ class MqttPublisher:
 
     def flush(self) -> None:
         self.spool.commit()
-        with self._cond:
-            self._cond.notify()
+        self._notify()
 
     def publish_metrics(self, metrics: dict[str, Any]) -> None:
         """Periodic health (QoS 0): published if connected, else spooled or counted as dropped."""
         payload = orjson.dumps({"device": self.device, "ts": time.time(), **metrics})
         if self._connected:
-            self._client.publish(self.topics.metrics, payload, qos=0)
+            self._publish_untracked(self.topics.metrics, payload, qos=0)
         elif self.config.qos0_offline == "spool":
             self.spool.put(self.topics.metrics, payload, 0, False, PRIORITY_ROUTINE)
             self.flush()
@@ -147,9 +148,9 @@ class MqttPublisher:
         self._sender.join(timeout=max(0.1, deadline - time.monotonic()))
         if self._connected:
             offline = orjson.dumps({"state": "offline", "device": self.device})
-            self._client.publish(self.topics.status, offline, qos=1, retain=True).wait_for_publish(
-                max(0.1, deadline - time.monotonic())
-            )
+            self._publish_untracked(
+                self.topics.status, offline, qos=1, retain=True
+            ).wait_for_publish(max(0.1, deadline - time.monotonic()))
         self._client.disconnect()
         self._client.loop_stop()
         self._delete_acked()
@@ -161,7 +162,7 @@ class MqttPublisher:
             self.counters["connect_refused"] += 1
             log.warning("broker refused connection", extra={"reason": str(reason)})
             return
-        client.publish(self.topics.status, orjson.dumps(self._birth()), qos=1, retain=True)
+        self._publish_untracked(self.topics.status, orjson.dumps(self._birth()), qos=1, retain=True)
         client.subscribe(self.topics.commands, qos=1)
         if self.config.homeassistant:
             self._announce_to_homeassistant()
@@ -170,6 +171,7 @@ class MqttPublisher:
             self._connected = True
             self._boundary = self.spool.last_id()
             self._backlog_cursor, self._live_cursor = 0, self._boundary
+            self._news = True
             self._cond.notify_all()
         self.counters["connects"] += 1
         self.connected_event.set()
@@ -187,6 +189,19 @@ class MqttPublisher:
         self.counters["disconnects"] += 1
         log.warning("disconnected from broker; spooling", extra={"reason": str(reason)})
 
+    def _publish_untracked(
+        self, topic: str, payload: bytes, qos: int, retain: bool = False, properties: Any = None
+    ) -> mqtt.MQTTMessageInfo:
+        """Publish something that is not in the spool (birth, replies, metrics, discovery), so
+        that its acknowledgement is never mistaken for a spooled message's."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        with self._ack_lock:
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+            else:
+                self._untracked.add(info.mid)
+        return info
+
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: Any, _p: Any) -> None:
         if reason is not None and reason.is_failure:
             # Refused by the broker (e.g. an ACL): retrying cannot help, so it is counted, logged
@@ -196,17 +211,19 @@ class MqttPublisher:
                 self._refusals.add(reason.getName())
                 log.warning("broker rejected a message", extra={"reason": reason.getName()})
         with self._ack_lock:
+            if mid in self._untracked:
+                self._untracked.discard(mid)
+                return
             spool_id = self._inflight.pop(mid, None)
             if spool_id is None:
                 self._early.add(mid)
             else:
                 self._acked.append(spool_id)
-        with self._cond:
-            self._cond.notify_all()
+        self._notify()
 
     def _announce_to_homeassistant(self) -> None:
         topic, payload = discovery(self.config.homeassistant_prefix, self.topics, self._birth())
-        self._client.publish(topic, orjson.dumps(payload), qos=1, retain=True)
+        self._publish_untracked(topic, orjson.dumps(payload), qos=1, retain=True)
         self.counters["homeassistant_discovery"] += 1
 
     def _on_message(self, client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
@@ -229,7 +246,7 @@ class MqttPublisher:
         correlation = getattr(properties, "CorrelationData", None)
         if correlation is not None:
             response.CorrelationData = correlation
-        client.publish(
+        self._publish_untracked(
             target,
             orjson.dumps({"command": verb, **reply}),
             qos=1,
@@ -246,20 +263,28 @@ class MqttPublisher:
         self.spool.delete(acked)
 
     def _send_loop(self) -> None:
+        """Wake on news (new messages, acknowledgements, a connect), never by polling, so a
+        result is offered to the broker as soon as its block is committed."""
         while True:
             with self._cond:
                 while not self._stopping and not (
                     self._connected
+                    and self._news
                     and len(self._inflight) <= self.config.inflight - self._min_batch
-                    and (self._unsent() or self._acked)
                 ):
                     self._cond.wait(1.0)
                 if self._stopping:
                     return
+                self._news = False
             self._delete_acked()
-            if self._send_batch() == 0:
-                with self._cond:  # nothing sendable yet (all in flight): wait for news
-                    self._cond.wait(0.2)
+            if self._send_batch():
+                with self._cond:  # there may be more: look again without waiting
+                    self._news = True
+
+    def _notify(self) -> None:
+        with self._cond:
+            self._news = True
+            self._cond.notify_all()
 
     def _send_batch(self) -> int:
         """Publish up to the free in-flight room: live and backlog share it when both wait."""
