@@ -89,6 +89,7 @@ def bench_model(name: str, repeats: int) -> dict[str, float]:
                 times = t0 + np.arange(len(chunk), dtype=np.float64)
                 block = SampleBlock("s", channels, chunk, t0, timestamps=times)
             agent_pipeline.push(block)
+            sink.flush()
         sink.close()
 
     invoke_rate = median_rate(raw_invoke, 2000, repeats)

@@ -31,6 +31,7 @@ from edge_agent.sources.plugins import build_source
 from edge_agent.stream.blocks import SampleBlock
 
 log = logging.getLogger("edge_agent.agent")
+MAX_BATCH_BLOCKS = 256  # blocks dispatched between two sink flushes when a backlog is queued
 
 
 def build_pipelines(config: AgentConfig, sinks: list[Sink]) -> list[ModelPipeline]:
@@ -243,8 +244,19 @@ class Agent:
                     break  # every source is exhausted (replay finished, simulator duration)
                 continue
             self.dispatch(block)
+            # Under load, take what else is waiting before one flush: one commit per batch.
+            for _ in range(MAX_BATCH_BLOCKS):
+                try:
+                    self.dispatch(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            self.flush_sinks()
         self.shutdown()
         return 0
+
+    def flush_sinks(self) -> None:
+        for sink in self.sinks:
+            sink.flush()
 
     def shutdown(self) -> None:
         """Stop sources, drain the queue within the timeout, close sinks."""
@@ -256,6 +268,7 @@ class Agent:
                 self.dispatch(self.queue.get_nowait())
             except queue.Empty:
                 break
+        self.flush_sinks()
         dropped = self.queue.qsize()
         for sink in self.sinks:
             sink.close()
@@ -280,7 +293,7 @@ class Agent:
         for block in iter_queue(self.queue):
             self.dispatch(block)
         for sink in self.sinks:
-            sink.close()
+            sink.close()  # close flushes
         self.pipelines = pipelines
         self._attach_sinks(config)
         self.config, self.sources = config, sources

@@ -80,7 +80,11 @@ def _infer(args: argparse.Namespace) -> int:
     sink = JsonlSink(args.output)
     alarm = AlarmConfig(enabled=not args.no_alarms)
     pipeline = ModelPipeline(args.device, runner.manifest.name, runner, alarm, [sink])
-    source.run(pipeline.push, threading.Event())
+    def push(block) -> None:
+        pipeline.push(block)
+        sink.flush()
+
+    source.run(push, threading.Event())
     sink.close()
     rejected = dict(pipeline.windower.counters)
     print(

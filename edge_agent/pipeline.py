@@ -41,7 +41,9 @@ class ModelPipeline:
         self.results = 0
 
     def push(self, block: SampleBlock) -> int:
-        """Feed samples; emit one result per completed window. Returns the number of results."""
+        """Feed samples; emit one result per completed window. Returns the number of results.
+
+        The caller flushes the sinks after a batch of blocks (one durable commit per batch)."""
         windows = self.windower.push(block)
         if not windows:
             return 0
@@ -69,8 +71,6 @@ class ModelPipeline:
             if alarm_enabled:
                 self._update_alarm(output, window.end)
         self.results += len(windows)
-        for sink in self.sinks:
-            sink.flush()
         return len(windows)
 
     def _update_alarm(self, output: dict, at: float) -> None:
