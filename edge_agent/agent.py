@@ -82,7 +82,6 @@ class Agent:
         self.counters: Counter[str] = Counter()
         self._source_stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.started = threading.Event()
         self._commands: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self._next_metrics = time.monotonic()
 
@@ -231,7 +230,6 @@ class Agent:
     def run(self) -> int:
         log.info("agent started", extra={"device": self.config.device_id, "version": __version__})
         self._start_sources()
-        self.started.set()
         while not self.stop_event.is_set():
             if self.reload_event.is_set():
                 self.reload_event.clear()
