@@ -80,6 +80,7 @@ def _infer(args: argparse.Namespace) -> int:
     sink = JsonlSink(args.output)
     alarm = AlarmConfig(enabled=not args.no_alarms)
     pipeline = ModelPipeline(args.device, runner.manifest.name, runner, alarm, [sink])
+
     def push(block) -> None:
         pipeline.push(block)
         sink.flush()
