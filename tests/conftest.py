@@ -338,3 +338,33 @@ def read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+def agent_config(
+    folder: Path,
+    device: str,
+    sources: str,
+    models: list[tuple[str, str]],
+    *,
+    broker_port: int | None = None,
+    mqtt_options: str = "",
+    mqtt_sink: bool = False,
+    sink_options: str = "",
+    extra: str = "",
+) -> Path:
+    """Write an agent config: sources as TOML text, models as (reference bundle, source id)
+    pairs, an optional [mqtt] broker and MQTT sink (spool in `folder`), then `extra` TOML
+    (more sinks, say)."""
+    parts = [f'device_id = "{device}"\nshutdown_timeout_s = 5']
+    if broker_port is not None:
+        parts.append(f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\n{mqtt_options}')
+    parts.append(sources)
+    parts += [
+        f'[[models]]\nbundle = "{REPO_ROOT / "models" / b}"\nsource = "{s}"' for b, s in models
+    ]
+    if mqtt_sink:
+        parts.append(f'[[sinks]]\nkind = "mqtt"\nspool_dir = "{folder / "spool"}"\n{sink_options}')
+    parts.append(extra)
+    path = folder / "agent.toml"
+    path.write_text("\n".join(parts) + "\n")
+    return path

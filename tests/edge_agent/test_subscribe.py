@@ -13,7 +13,7 @@ import pytest
 from edge_agent.config.mqtt import MqttConfig
 from edge_agent.subscribe import ContractError, ResultTracker
 from edge_agent.watch import Watcher
-from tests.conftest import REPO_ROOT, Broker, wait_until
+from tests.conftest import REPO_ROOT, Broker, agent_config, wait_until
 
 
 def _result(seq: int) -> bytes:
@@ -58,23 +58,14 @@ def test_tracker_rejects_payloads_off_contract() -> None:
 
 def test_watch_shows_live_results(broker: Broker, tmp_path: Path) -> None:
     """Test that the watch table shows the device online with its model's latest result."""
-    config = tmp_path / "agent.toml"
-    config.write_text(f"""
-device_id = "press7"
-[mqtt]
-host = "127.0.0.1"
-port = {broker.port}
-[[sources]]
-kind = "simulator"
-id = "motor"
-fault = "misalignment"
-[[models]]
-bundle = "{REPO_ROOT / "models/vibration-fault"}"
-source = "motor"
-[[sinks]]
-kind = "mqtt"
-spool_dir = "{tmp_path / "spool"}"
-""")
+    config = agent_config(
+        tmp_path,
+        "press7",
+        '[[sources]]\nkind = "simulator"\nid = "motor"\nfault = "misalignment"',
+        [("vibration-fault", "motor")],
+        broker_port=broker.port,
+        mqtt_sink=True,
+    )
     watcher = Watcher(MqttConfig(host="127.0.0.1", port=broker.port))
     watcher.client.loop_start()
     agent = subprocess.Popen(
@@ -120,24 +111,14 @@ def test_shared_subscription_splits_results_between_consumers(
         client.loop_start()
         clients.append(client)
     ready.wait(10)
-    config = tmp_path / "agent.toml"
-    config.write_text(f"""
-device_id = "line2"
-[mqtt]
-host = "127.0.0.1"
-port = {broker.port}
-[[sources]]
-kind = "simulator"
-id = "motor"
-realtime = false
-duration_s = 3
-[[models]]
-bundle = "{REPO_ROOT / "models/vibration-fault"}"
-source = "motor"
-[[sinks]]
-kind = "mqtt"
-spool_dir = "{tmp_path / "spool"}"
-""")
+    config = agent_config(
+        tmp_path,
+        "line2",
+        '[[sources]]\nkind = "simulator"\nid = "motor"\nrealtime = false\nduration_s = 3',
+        [("vibration-fault", "motor")],
+        broker_port=broker.port,
+        mqtt_sink=True,
+    )
     result = subprocess.run(
         [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
         cwd=REPO_ROOT,

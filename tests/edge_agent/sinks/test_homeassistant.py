@@ -10,34 +10,24 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from tests.conftest import REPO_ROOT, Broker, Subscriber, wait_until
+from tests.conftest import REPO_ROOT, Broker, Subscriber, agent_config, wait_until
 
 
 def test_discovery_published_and_repeated_on_ha_birth(broker: Broker, tmp_path: Path) -> None:
     """Test the discovery payload's entities and its re-publication on homeassistant/status."""
-    config = tmp_path / "agent.toml"
-    models = "".join(
-        f'[[models]]\nbundle = "{REPO_ROOT / "models" / name}"\nsource = "{source}"\n'
-        for name, source in (("vibration-anomaly", "motor"), ("cmapss-fd001-rul", "engine"))
+    sources = (
+        '[[sources]]\nkind = "simulator"\nid = "motor"\n'
+        f'[[sources]]\nkind = "replay"\nid = "engine"\npath = "{tmp_path / "engine.csv"}"'
     )
-    config.write_text(f"""
-device_id = "press-9"
-[mqtt]
-host = "127.0.0.1"
-port = {broker.port}
-[[sources]]
-kind = "simulator"
-id = "motor"
-[[sources]]
-kind = "replay"
-id = "engine"
-path = "{tmp_path / "engine.csv"}"
-{models}
-[[sinks]]
-kind = "mqtt"
-spool_dir = "{tmp_path / "spool"}"
-homeassistant = true
-""")
+    config = agent_config(
+        tmp_path,
+        "press-9",
+        sources,
+        [("vibration-anomaly", "motor"), ("cmapss-fd001-rul", "engine")],
+        broker_port=broker.port,
+        mqtt_sink=True,
+        sink_options="homeassistant = true",
+    )
     (tmp_path / "engine.csv").write_text(
         "ts,"
         + ",".join(f"s{i}" for i in (2, 3, 4, 7, 8, 9, 11, 12, 13, 14, 15, 17, 20, 21))

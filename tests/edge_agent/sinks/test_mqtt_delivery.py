@@ -13,38 +13,24 @@ import orjson
 import paho.mqtt.client as mqtt
 
 from edge_agent.contract import CommandReply, MetricsPayload, ResultPayload, StatusPayload
-from tests.conftest import REPO_ROOT, Broker, Subscriber, read_jsonl, wait_until
+from tests.conftest import REPO_ROOT, Broker, Subscriber, agent_config, read_jsonl, wait_until
 
 DEVICE = "rig1"
 
 
 def _config(folder: Path, broker: Broker) -> Path:
     """A simulator at real time, results to the broker through the spool and to a local file."""
-    path = folder / "agent.toml"
-    path.write_text(f"""
-device_id = "{DEVICE}"
-shutdown_timeout_s = 5
-[mqtt]
-host = "127.0.0.1"
-port = {broker.port}
-reconnect_min_s = 1
-reconnect_max_s = 1
-[[sources]]
-kind = "simulator"
-id = "motor"
-realtime = true
-[[models]]
-bundle = "{REPO_ROOT / "models/vibration-fault"}"
-source = "motor"
-[[sinks]]
-kind = "mqtt"
-spool_dir = "{folder / "spool"}"
-metrics_interval_s = 0.5
-[[sinks]]
-kind = "jsonl"
-path = "{folder / "local.jsonl"}"
-""")
-    return path
+    return agent_config(
+        folder,
+        DEVICE,
+        '[[sources]]\nkind = "simulator"\nid = "motor"\nrealtime = true',
+        [("vibration-fault", "motor")],
+        broker_port=broker.port,
+        mqtt_options="reconnect_min_s = 1\nreconnect_max_s = 1",
+        mqtt_sink=True,
+        sink_options="metrics_interval_s = 0.5",
+        extra=f'[[sinks]]\nkind = "jsonl"\npath = "{folder / "local.jsonl"}"',
+    )
 
 
 def _start(config: Path) -> subprocess.Popen:

@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 from edge_agent.agent import Agent
 from edge_agent.config import load_agent_config
 from edge_agent.runtime import load_model
-from tests.conftest import REPO_ROOT, Broker, read_jsonl, wait_until
+from tests.conftest import REPO_ROOT, Broker, agent_config, read_jsonl, wait_until
 from training.datasets.cmapss import SENSORS, load_engines
 
 BUNDLE = REPO_ROOT / "models/cmapss-fd001-rul"
@@ -28,23 +28,14 @@ def _publisher(broker: Broker) -> mqtt.Client:
 
 def test_rows_with_garbage_interleaved(broker: Broker, tmp_path: Path, cmapss_dir: Path) -> None:
     """Test that 50 good rows among malformed messages give the 11 windows' exact RUL values."""
-    config_path = tmp_path / "agent.toml"
-    config_path.write_text(f"""
-device_id = "rig"
-[mqtt]
-host = "127.0.0.1"
-port = {broker.port}
-[[sources]]
-kind = "mqtt"
-id = "engine"
-topic = "plant/engine/+"
-[[models]]
-bundle = "{BUNDLE}"
-source = "engine"
-[[sinks]]
-kind = "jsonl"
-path = "{tmp_path / "out.jsonl"}"
-""")
+    config_path = agent_config(
+        tmp_path,
+        "rig",
+        '[[sources]]\nkind = "mqtt"\nid = "engine"\ntopic = "plant/engine/+"',
+        [("cmapss-fd001-rul", "engine")],
+        broker_port=broker.port,
+        extra=f'[[sinks]]\nkind = "jsonl"\npath = "{tmp_path / "out.jsonl"}"',
+    )
     agent = Agent(load_agent_config(config_path))
     runner = threading.Thread(target=agent.run, daemon=True)
     runner.start()
