@@ -161,3 +161,54 @@ def test_commands_status_ack_and_unknown(broker: Broker, tmp_path: Path) -> None
     assert replies["ack"] == {"command": "ack", "ok": False, "error": "unknown model 'nope'"}
     assert replies["explode"]["ok"] is False
     assert os.path.exists(tmp_path / "spool" / f"{DEVICE}.sqlite3")
+
+
+def test_spool_cap_during_long_outage_keeps_alarms(durable_broker: Broker, tmp_path: Path) -> None:
+    """Test that a full spool drops the oldest results, keeps the alarm, and reports the drops."""
+    config = agent_config(
+        tmp_path,
+        DEVICE,
+        '[[sources]]\nkind = "simulator"\nid = "motor"\nrealtime = true\n'
+        'schedule = [{ at_s = 3.0, fault = "bearing_outer" }]',
+        [("vibration-fault", "motor")],
+        broker_port=durable_broker.port,
+        mqtt_options="reconnect_min_s = 1\nreconnect_max_s = 1",
+        mqtt_sink=True,
+        sink_options="spool_max_mb = 0.004\nmetrics_interval_s = 0.5",  # about 4 kB: ~8 results
+        extra=f'[[sinks]]\nkind = "jsonl"\npath = "{tmp_path / "local.jsonl"}"',
+    )
+    sub = Subscriber(durable_broker, f"pdm/{DEVICE}/#")
+    agent = _start(config)
+    try:
+        wait_until(lambda: len(_received(sub)) >= 2, 30, "results before the outage")
+        durable_broker.stop()
+
+        def local(kind: str) -> list[dict]:
+            return [e for e in read_jsonl(tmp_path / "local.jsonl") if e["type"] == kind]
+
+        wait_until(
+            lambda: local("alarm") and len(local("result")) >= len(_received(sub)) + 25,
+            40,
+            "an alarm and 25 results during the outage",
+        )
+        durable_broker.start()
+        wait_until(lambda: sub.payloads("/alarm"), 20, "the alarm after the outage")
+        wait_until(
+            lambda: any(
+                m.get("sinks", {}).get("MqttPublisher", {}).get("dropped_full_oldest", 0) > 0
+                for m in sub.payloads("/metrics")
+            ),
+            20,
+            "drops reported in metrics",
+        )
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=15)
+    finally:
+        agent.kill()
+        sub.close()
+    produced = [e["seq"] for e in local("result")]
+    received = set(_received(sub))
+    lost = sorted(set(produced) - received)
+    assert lost, "the cap forced drops"
+    assert max(produced) in received  # the newest survive, the oldest go first
+    assert sub.payloads("/alarm")[0]["state"] == "raised"
