@@ -8,6 +8,8 @@ import ssl
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge_agent.config.mqtt import MqttConfig
 from edge_agent.errors import ConfigError
@@ -71,7 +73,7 @@ def make_client(config: MqttConfig, client_id: str) -> AgentClient:
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=config.client_id or client_id,
         protocol=protocol,
-        clean_session=None if protocol == mqtt.MQTTv5 else True,
+        clean_session=None if protocol == mqtt.MQTTv5 else config.clean_start,
     )
     client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)
     if config.username is not None and config.password is not None:
@@ -93,3 +95,19 @@ def make_client(config: MqttConfig, client_id: str) -> AgentClient:
                 raise ConfigError(f"mqtt.tls: cannot load client certificate: {exc}") from None
         client.tls_set_context(context)
     return client
+
+
+def connect_async(client: mqtt.Client, config: MqttConfig) -> None:
+    """Start connecting with the configured session semantics; paho's loop does the rest."""
+    if config.protocol == "5":
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = config.session_expiry_s
+        client.connect_async(
+            config.host,
+            config.port,
+            config.keepalive_s,
+            clean_start=config.clean_start,
+            properties=properties,
+        )
+    else:
+        client.connect_async(config.host, config.port, config.keepalive_s)

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 import paho.mqtt.client as mqtt
 
 from edge_agent.config.mqtt import MqttConfig
-from edge_agent.mqtt_client import make_client
+from edge_agent.mqtt_client import connect_async, make_client
 from edge_agent.subscribe import ContractError, ResultTracker
 
 
@@ -49,7 +49,7 @@ class Watcher:
         client = make_client(broker, f"edge-agent-watch-{time.monotonic_ns() % 10**9}")
         client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in topics])
         client.on_message = self._on_message
-        client.connect_async(broker.host, broker.port, broker.keepalive_s)
+        connect_async(client, broker)
         self.client = client
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:

@@ -30,6 +30,14 @@ class MqttConfig(Section):
     protocol: Literal["5", "3.1.1"] = "5"
     client_id: TopicId | None = Field(default=None, description="Default: edge-agent-<device_id>.")
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    clean_start: bool = Field(
+        default=True,
+        description="Start without a broker-side session. The spool, not the broker, keeps "
+        "undelivered results, so a clean start loses nothing.",
+    )
+    session_expiry_s: int = Field(
+        default=0, ge=0, description="MQTT v5: how long the broker keeps the session after a drop."
+    )
     username: str | None = None
     password: Secret | None = None
     tls: TlsConfig | None = None

@@ -24,7 +24,7 @@ from edge_agent.config.mqtt import MqttConfig
 from edge_agent.config.sinks import MqttSink
 from edge_agent.events import AlarmEvent, Event, Result
 from edge_agent.homeassistant import discovery
-from edge_agent.mqtt_client import make_client, watch_connection
+from edge_agent.mqtt_client import connect_async, make_client, watch_connection
 from edge_agent.spool import PRIORITY_ALARM, PRIORITY_ROUTINE, Spool
 from edge_agent.topics import Topics
 
@@ -84,7 +84,7 @@ class MqttPublisher:
         client.on_message = self._on_message
         self._report_failure = watch_connection(client, log, "publisher")
         self._client = client
-        client.connect_async(broker.host, broker.port, broker.keepalive_s)
+        connect_async(client, broker)
         client.loop_start()
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
         self._sender.start()

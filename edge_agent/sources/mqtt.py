@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 from edge_agent.config.mqtt import MqttConfig
 from edge_agent.config.sources import MqttSource
 from edge_agent.logs import RateLimiter
-from edge_agent.mqtt_client import make_client, watch_connection
+from edge_agent.mqtt_client import connect_async, make_client, watch_connection
 from edge_agent.sources.base import Emit
 from edge_agent.sources.payloads import PayloadError, parse
 
@@ -77,7 +77,7 @@ class MqttStream:
                 report_failure()
 
         client.on_disconnect = on_disconnect
-        client.connect_async(self._broker.host, self._broker.port, self._broker.keepalive_s)
+        connect_async(client, self._broker)
         client.loop_start()
         try:
             stop.wait()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import paho.mqtt.client as mqtt
+import pytest
 
 from edge_agent.contract import CommandReply, MetricsPayload, ResultPayload, StatusPayload
 from tests.conftest import REPO_ROOT, Broker, Subscriber, agent_config, read_jsonl, wait_until
@@ -18,7 +19,7 @@ from tests.conftest import REPO_ROOT, Broker, Subscriber, agent_config, read_jso
 DEVICE = "rig1"
 
 
-def _config(folder: Path, broker: Broker) -> Path:
+def _config(folder: Path, broker: Broker, protocol: str = "5") -> Path:
     """A simulator at real time, results to the broker through the spool and to a local file."""
     return agent_config(
         folder,
@@ -26,7 +27,7 @@ def _config(folder: Path, broker: Broker) -> Path:
         '[[sources]]\nkind = "simulator"\nid = "motor"\nrealtime = true',
         [("vibration-fault", "motor")],
         broker_port=broker.port,
-        mqtt_options="reconnect_min_s = 1\nreconnect_max_s = 1",
+        mqtt_options=f'reconnect_min_s = 1\nreconnect_max_s = 1\nprotocol = "{protocol}"',
         mqtt_sink=True,
         sink_options="metrics_interval_s = 0.5",
         extra=f'[[sinks]]\nkind = "jsonl"\npath = "{folder / "local.jsonl"}"',
@@ -51,10 +52,11 @@ def _received(sub: Subscriber) -> list[int]:
     return [p["seq"] for p in sub.payloads("/vibration-fault/result")]
 
 
-def test_birth_results_metrics_and_last_will(broker: Broker, tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_birth_results_metrics_and_last_will(broker: Broker, tmp_path: Path, protocol: str) -> None:
     """Test retained birth on connect, ordered results, metrics, and the Will on kill -9."""
     sub = Subscriber(broker, f"pdm/{DEVICE}/#")
-    agent = _start(_config(tmp_path, broker))
+    agent = _start(_config(tmp_path, broker, protocol))
     try:
         wait_until(lambda: len(_received(sub)) >= 3, 30, "three results")
         wait_until(lambda: sub.payloads("/metrics"), 10, "a metrics message")
