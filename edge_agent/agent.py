@@ -71,8 +71,6 @@ class Agent:
         self.limiter = RateLimiter(config.log.repeat_interval_s)
         self.started_at = time.time()
         self.pipelines = build_pipelines(config, sinks=[])
-        self.sinks: list[Sink] = []
-        self._attach_sinks(config)
         self.sources: list[Source] = [
             build_source(config, i, self.limiter) for i in range(len(config.sources))
         ]
@@ -84,6 +82,8 @@ class Agent:
         self._threads: list[threading.Thread] = []
         self._commands: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self._next_metrics = time.monotonic()
+        self.sinks: list[Sink] = []
+        self._attach_sinks(config)  # last: an MQTT sink may call back (birth, commands) at once
 
     # ---- sinks, sequences, birth and commands ----------------------------------------------
     def _build_sinks(self, config: AgentConfig) -> list[Sink]:

@@ -239,6 +239,9 @@ class MqttPublisher:
             reply = self._on_command(verb, request) if self._on_command else {"ok": False}
         except (ValueError, orjson.JSONDecodeError) as exc:
             reply = {"ok": False, "error": str(exc)}
+        except Exception as exc:  # an exception here would end paho's network thread
+            log.exception("command failed", extra={"command": verb})
+            reply = {"ok": False, "error": f"internal error: {type(exc).__name__}"}
         self.counters[f"command:{verb}"] += 1
         properties = getattr(message, "properties", None)
         target = getattr(properties, "ResponseTopic", None) or self.topics.reply(verb)
