@@ -7,9 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from edge_agent.errors import BundleError, describe_validation_error
+from edge_agent.errors import BundleError, read_validated
 from edge_agent.manifest import Manifest
 
 MANIFEST_FILE = "manifest.json"
@@ -29,20 +27,8 @@ def sha256_hex(data: bytes) -> str:
 
 
 def read_manifest(path: Path) -> Manifest:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BundleError(f"{path}: manifest not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{path}: cannot read manifest ({exc})") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    try:
-        return Manifest.model_validate(raw)
-    except ValidationError as exc:
-        raise BundleError(describe_validation_error(exc, str(path))) from None
+    manifest, _ = read_validated(path, json.loads, Manifest, BundleError, "manifest", "JSON")
+    return manifest
 
 
 def read_bundle(path: str | Path) -> Bundle:

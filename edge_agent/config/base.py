@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import tomllib
 from pydantic import (
@@ -12,11 +12,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     model_validator,
 )
 
-from edge_agent.errors import ConfigError, describe_validation_error
+from edge_agent.errors import ConfigError, ModelT, read_validated
 
 # Ids that become MQTT topic levels and file names: never '+', '#', '/', spaces or control chars.
 TopicId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -24,9 +23,6 @@ TopicId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class Secret(Section):
@@ -64,17 +60,4 @@ class Secret(Section):
 
 def read_toml_model(path: Path, model: type[ModelT]) -> tuple[ModelT, str]:
     """Parse a TOML file into `model`; every failure is one ConfigError naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read ({exc})") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    try:
-        return model.model_validate(raw), text
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, str(path))) from None
+    return read_validated(path, tomllib.loads, model, ConfigError, "config file", "TOML")

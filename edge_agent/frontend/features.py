@@ -11,11 +11,11 @@ from typing import Literal
 import numpy as np
 
 Spacing = Literal["linear", "log"]
-STAT_NAMES = ("rms", "peak", "crest", "kurtosis", "mean", "std")
+StatName = Literal["rms", "peak", "crest", "kurtosis", "mean", "std"]
 LOG_FLOOR = 1e-12
 
 
-def stats(window: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+def stats(window: np.ndarray, names: tuple[StatName, ...]) -> np.ndarray:
     """Per-channel statistics, one row per name in `names` (shape (len(names), channels)).
 
     Degenerate windows give 0 for crest and kurtosis instead of dividing by zero.

@@ -68,7 +68,7 @@ class Stats(_StepBase):
     """Time-domain statistics per channel: rows in the order of `names`."""
 
     op: Literal["stats"] = "stats"
-    names: tuple[Literal["rms", "peak", "crest", "kurtosis", "mean", "std"], ...] = (
+    names: tuple[features.StatName, ...] = (
         "rms",
         "peak",
         "crest",
