@@ -23,7 +23,7 @@ from edge_agent.config.models import AlarmConfig
 from edge_agent.frontend.windowing import sliding_windows
 from edge_agent.pipeline import ModelPipeline
 from edge_agent.runtime import load_model
-from edge_agent.runtime.adapter import quantize
+from edge_agent.runtime.quantization import quantize
 from edge_agent.sim.vibration import CHANNELS, MachineConditions, generate
 from edge_agent.sinks.jsonl import JsonlSink
 from edge_agent.sources.payloads import encode_binary, parse

@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge_agent.config.mqtt import MqttConfig  # noqa: E402
-from edge_agent.config.sinks import MqttSink  # noqa: E402
+from edge_agent.config.sinks import MqttSinkConfig  # noqa: E402
 from edge_agent.events import ModelRef, Result  # noqa: E402
-from edge_agent.sinks.mqtt import MqttPublisher  # noqa: E402
+from edge_agent.mqtt.publisher import MqttPublisher  # noqa: E402
 from tests.conftest import Broker  # noqa: E402
 
 
@@ -93,7 +93,7 @@ def _result(seq: int) -> Result:
 
 def _publisher(port: int, folder: Path, fsync: str = "normal") -> MqttPublisher:
     return MqttPublisher(
-        MqttSink(kind="mqtt", spool_dir=folder, fsync=fsync),
+        MqttSinkConfig(kind="mqtt", spool_dir=folder, fsync=fsync),
         MqttConfig(
             host="127.0.0.1", port=port, reconnect_min_s=1, reconnect_max_s=1, protocol=PROTOCOL
         ),

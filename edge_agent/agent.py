@@ -19,7 +19,7 @@ from typing import Any
 
 from edge_agent import __version__
 from edge_agent.config import AgentConfig, load_agent_config
-from edge_agent.config.sinks import JsonlSink as JsonlSinkConfig
+from edge_agent.config.sinks import JsonlSinkConfig
 from edge_agent.errors import EdgeError
 from edge_agent.logs import RateLimiter
 from edge_agent.pipeline import ModelPipeline
@@ -92,7 +92,7 @@ class Agent:
             if isinstance(sink, JsonlSinkConfig):
                 sinks.append(JsonlSink(sink.path, sink.fsync))
             else:
-                from edge_agent.sinks.mqtt import MqttPublisher
+                from edge_agent.mqtt.publisher import MqttPublisher
 
                 assert config.mqtt is not None
                 sinks.append(

@@ -7,8 +7,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_agent.errors import BundleError, read_validated
+from edge_agent.errors import BundleError
 from edge_agent.manifest import Manifest
+from edge_agent.schema import read_validated
 
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.tflite"

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import threading
 from pathlib import Path
 
-from edge_agent.errors import ConfigError, run_cli
+from edge_agent.cli_common import run_cli
+from edge_agent.errors import ConfigError
+from edge_agent.runtime.backends import BACKEND_CHOICES
 
 log = logging.getLogger("edge_agent.cli")
-BACKENDS = ["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -46,29 +46,23 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _check_model(args: argparse.Namespace) -> int:
-    from edge_agent.describe import summary_json, summary_lines
-    from edge_agent.runtime import load_model
+    from edge_agent.describe import inspect
 
-    runner = load_model(args.bundle, backend=args.backend, num_threads=args.num_threads)
-    error = runner.smoke_test()
-    if args.json:
-        print(json.dumps(summary_json(runner, error), indent=1))
-    else:
-        print("\n".join(summary_lines(runner, error)))
+    print(inspect(args.bundle, args.backend, args.num_threads, args.json))
     return 0
 
 
 def _infer(args: argparse.Namespace) -> int:
     from edge_agent.config.models import AlarmConfig
-    from edge_agent.config.sources import ReplaySource
+    from edge_agent.config.sources import ReplaySourceConfig
     from edge_agent.pipeline import ModelPipeline
     from edge_agent.runtime import load_model
     from edge_agent.sinks.jsonl import JsonlSink
-    from edge_agent.sources.replay import ReplayStream
+    from edge_agent.sources.replay import ReplaySource
 
     runner = load_model(args.bundle, backend=args.backend)
-    source = ReplayStream(
-        ReplaySource(
+    source = ReplaySource(
+        ReplaySourceConfig(
             kind="replay",
             id="input",
             path=Path(args.input),
@@ -99,7 +93,7 @@ def _infer(args: argparse.Namespace) -> int:
 def _watch(args: argparse.Namespace) -> int:
     from edge_agent.config import load_agent_config
     from edge_agent.config.mqtt import MqttConfig
-    from edge_agent.watch import Watcher
+    from edge_agent.mqtt.watch import Watcher
 
     if args.config:
         broker = load_agent_config(args.config).mqtt
@@ -126,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-model", help="verify a bundle, run its golden test, summarise it")
     p.add_argument("bundle")
-    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
     p.add_argument("--num-threads", type=int, default=1)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_check_model)
@@ -140,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", help="comma-separated columns (default: all but time)")
     p.add_argument("--device", default="local")
     p.add_argument("--no-alarms", action="store_true")
-    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
     p.set_defaults(func=_infer)
 
     p = sub.add_parser("watch", help="live status, results and alarms from a broker")

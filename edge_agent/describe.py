@@ -1,10 +1,25 @@
-"""Human and machine summaries of a bundle (`edge-agent check-model`, `edge-train inspect`)."""
+"""Human and machine summaries of a bundle: the one `inspect` behind `edge-agent check-model`
+and `edge-train inspect`."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from edge_agent.runtime.model import ModelRunner
+from edge_agent.runtime.backends import BackendChoice
+from edge_agent.runtime.model import ModelRunner, load_model
+
+
+def inspect(
+    bundle: str | Path, backend: BackendChoice = "auto", num_threads: int = 1, as_json: bool = False
+) -> str:
+    """Verify a bundle (hash, tensors, golden test: each once) and describe it."""
+    runner = load_model(bundle, backend=backend, num_threads=num_threads)
+    assert runner.golden_error is not None  # load_model ran the golden test
+    if as_json:
+        return json.dumps(summary_json(runner, runner.golden_error), indent=1)
+    return "\n".join(summary_lines(runner, runner.golden_error))
 
 
 def summary_json(runner: ModelRunner, golden_error: float) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Annotated, Literal, Union
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
@@ -19,21 +18,14 @@ from pydantic import (
     model_validator,
 )
 
-from edge_agent.frontend.pipeline import FeaturePipeline, Step
+from edge_agent.frontend.steps import FeaturePipeline, Step
+from edge_agent.schema import Identifier, StrictModel
 
 SCHEMA_VERSION = 1
 
-# Names that end up in MQTT topics and file paths: no wildcards, separators or spaces.
-Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 ChannelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]
 SemVer = Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-
-
-class StrictModel(BaseModel):
-    """Base for every schema: unknown keys are errors, instances are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class InputSpec(StrictModel):
@@ -103,7 +95,7 @@ class MetricPair(StrictModel):
     float_model: float = Field(alias="float")
     int8_model: float = Field(alias="int8")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)  # merged with StrictModel's
 
 
 class Metrics(StrictModel):

@@ -3,7 +3,7 @@ subscription: the broker gives each message to one member of the group.
 
     python examples/shared_consumers.py --host localhost --workers 3
 
-Each worker validates and de-duplicates with edge_agent.subscribe.ResultTracker. Duplicates can
+Each worker validates and de-duplicates with edge_agent.mqtt.consumer.ResultTracker. Duplicates can
 still reach two different workers (at-least-once delivery), so a downstream store should also
 treat (device, model.id, seq) as its key.
 """
@@ -16,7 +16,7 @@ import os
 
 import paho.mqtt.client as mqtt
 
-from edge_agent.subscribe import ContractError, ResultTracker
+from edge_agent.mqtt.consumer import ContractError, ResultTracker
 
 GROUP_TOPIC = "$share/pdm-consumers/{prefix}/+/+/result"
 

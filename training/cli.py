@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_agent.errors import run_cli
+from edge_agent.cli_common import run_cli
+from edge_agent.runtime.backends import BACKEND_CHOICES
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -104,15 +105,9 @@ def _write_predictions(path: Path, manifest, split, predictions: np.ndarray) -> 
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from edge_agent.describe import summary_json, summary_lines
-    from edge_agent.runtime import load_model
+    from edge_agent.describe import inspect
 
-    runner = load_model(args.bundle, backend=args.backend)
-    golden_error = runner.smoke_test()
-    if args.json:
-        print(json.dumps(summary_json(runner, golden_error), indent=1))
-    else:
-        print("\n".join(summary_lines(runner, golden_error)))
+    print(inspect(args.bundle, args.backend, as_json=args.json))
     return 0
 
 
@@ -128,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_train)
 
     backend = {
-        "choices": ["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"],
+        "choices": BACKEND_CHOICES,
         "default": "auto",
         "help": "interpreter backend (default: auto)",
     }

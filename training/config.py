@@ -7,16 +7,16 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
-from edge_agent.config.base import Section as Strict
 from edge_agent.config.base import read_toml_model
-from edge_agent.frontend.pipeline import Step
+from edge_agent.frontend.steps import Step
 from edge_agent.manifest import Identifier, SemVer
+from edge_agent.schema import StrictModel
 from edge_agent.sim.vibration import FAULTS
 
 SpeedRange = tuple[float, float]
 
 
-class SyntheticVibrationData(Strict):
+class SyntheticVibrationData(StrictModel):
     """Generated with edge_agent.sim.vibration; test records use unseen seeds and shaft speeds."""
 
     kind: Literal["synthetic_vibration"]
@@ -30,14 +30,14 @@ class SyntheticVibrationData(Strict):
     test_speeds_hz: list[SpeedRange] = [(20.0, 25.0), (30.0, 35.0), (40.0, 45.0)]
 
 
-class CmapssData(Strict):
+class CmapssData(StrictModel):
     kind: Literal["cmapss"]
     directory: Path
     subset: Literal["FD001", "FD002", "FD003", "FD004"] = "FD001"
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
 
 
-class TableData(Strict):
+class TableData(StrictModel):
     """Bring your own data: CSV or NPZ files of timestamped multichannel samples."""
 
     kind: Literal["table"]
@@ -59,7 +59,7 @@ DatasetConfig = Annotated[
 ]
 
 
-class InputConfig(Strict):
+class InputConfig(StrictModel):
     window: int = Field(ge=1)
     hop: int = Field(ge=1)
     normalise: Literal["channels", "features", "none"] = Field(
@@ -69,7 +69,7 @@ class InputConfig(Strict):
     features: list[Step] = []
 
 
-class ModelConfig(Strict):
+class ModelConfig(StrictModel):
     architecture: Literal["cnn1d_classifier", "dense_autoencoder", "cnn1d_regressor"]
     filters: list[int] = [32, 64, 64]
     kernel_size: int = Field(default=5, ge=1)
@@ -86,17 +86,17 @@ class ModelConfig(Strict):
     patience: int = Field(default=10, ge=1, description="Early stopping on validation loss.")
 
 
-class QuantizationConfig(Strict):
+class QuantizationConfig(StrictModel):
     representative_examples: int = Field(default=500, ge=10)
 
 
-class OutputConfig(Strict):
+class OutputConfig(StrictModel):
     rul_cap: float = Field(default=125.0, gt=0)
     rul_units: Literal["cycles", "hours", "days"] = "cycles"
     threshold_quantile: float = Field(default=0.995, gt=0, lt=1)
 
 
-class TrainConfig(Strict):
+class TrainConfig(StrictModel):
     name: Identifier
     version: SemVer = "1.0.0"
     task: Literal["classification", "anomaly", "rul"]

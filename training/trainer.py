@@ -15,8 +15,9 @@ import numpy as np
 
 import edge_agent
 from edge_agent.bundle import MANIFEST_FILE, MODEL_FILE, Bundle, sha256_hex
-from edge_agent.frontend.pipeline import Standardize, Step, run_steps
+from edge_agent.frontend.steps import Standardize, Step, run_steps
 from edge_agent.manifest import (
+    SCHEMA_VERSION,
     AnomalyOutput,
     ClassificationOutput,
     DatasetInfo,
@@ -29,9 +30,9 @@ from edge_agent.manifest import (
     RulOutput,
     Tensors,
 )
-from edge_agent.runtime.adapter import tensor_spec
 from edge_agent.runtime.backends import resolve_interpreter
 from edge_agent.runtime.model import ModelRunner, load_model
+from edge_agent.runtime.quantization import tensor_spec
 from training.config import TrainConfig
 from training.datasets import TaskData, build_task_data
 from training.evaluation import Evaluation, calibrate_threshold, evaluate
@@ -219,7 +220,7 @@ def train(
         output=tensor_spec(probe.get_output_details()[0]),
     )
     draft = Manifest(
-        schema_version=1,
+        schema_version=SCHEMA_VERSION,
         name=config.name,
         version=config.version,
         task=config.task,

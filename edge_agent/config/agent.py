@@ -6,22 +6,23 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edge_agent.config.base import Section, TopicId
 from edge_agent.config.models import ModelBinding
 from edge_agent.config.mqtt import MqttConfig
-from edge_agent.config.sinks import JsonlSink, MqttSink, SinkConfig
-from edge_agent.config.sources import MqttSource, SourceConfig
+from edge_agent.config.sinks import JsonlSinkConfig, MqttSinkConfig, SinkConfig
+from edge_agent.config.sources import MqttSourceConfig, SourceConfig
+from edge_agent.runtime.backends import BackendChoice
+from edge_agent.schema import Identifier, StrictModel
 
 
-class RuntimeConfig(Section):
-    backend: Literal["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"] = "auto"
+class RuntimeConfig(StrictModel):
+    backend: BackendChoice = "auto"
     num_threads: int = Field(default=1, ge=1, le=16)
     edgetpu_fallback_to_cpu: bool = Field(
         default=True, description="If libedgetpu is missing, run Edge TPU models on the CPU."
     )
 
 
-class LogConfig(Section):
+class LogConfig(StrictModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "logfmt"] = "json"
     repeat_interval_s: float = Field(
@@ -29,8 +30,8 @@ class LogConfig(Section):
     )
 
 
-class AgentConfig(Section):
-    device_id: TopicId
+class AgentConfig(StrictModel):
+    device_id: Identifier
     runtime: RuntimeConfig = RuntimeConfig()
     mqtt: MqttConfig | None = None
     log: LogConfig = LogConfig()
@@ -38,7 +39,7 @@ class AgentConfig(Section):
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
     sources: list[SourceConfig] = Field(min_length=1)
     models: list[ModelBinding] = Field(min_length=1)
-    sinks: list[SinkConfig] = [JsonlSink(kind="jsonl")]
+    sinks: list[SinkConfig] = [JsonlSinkConfig(kind="jsonl")]
 
     @model_validator(mode="after")
     def _references(self) -> AgentConfig:
@@ -46,9 +47,9 @@ class AgentConfig(Section):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"source ids must be unique, repeated: {duplicates}")
-        if self.mqtt is None and any(isinstance(s, MqttSource) for s in self.sources):
+        if self.mqtt is None and any(isinstance(s, MqttSourceConfig) for s in self.sources):
             raise ValueError("an mqtt source needs an [mqtt] section with the broker")
-        if self.mqtt is None and any(isinstance(s, MqttSink) for s in self.sinks):
+        if self.mqtt is None and any(isinstance(s, MqttSinkConfig) for s in self.sinks):
             raise ValueError("an mqtt sink needs an [mqtt] section with the broker")
         for index, model in enumerate(self.models):
             if model.source not in ids:

@@ -1,31 +1,19 @@
-"""Base for every agent config section: unknown keys are errors, values are immutable."""
+"""Shared pieces of the agent config: secrets and the TOML reader. Every section is a
+`StrictModel` (unknown keys are errors, values are immutable)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
 
 import tomllib
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    model_validator,
-)
+from pydantic import Field, model_validator
 
-from edge_agent.errors import ConfigError, ModelT, read_validated
-
-# Ids that become MQTT topic levels and file names: never '+', '#', '/', spaces or control chars.
-TopicId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+from edge_agent.errors import ConfigError
+from edge_agent.schema import ModelT, StrictModel, read_validated
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Secret(Section):
+class Secret(StrictModel):
     """A secret given inline, by environment variable or by file; its value is never logged."""
 
     value: str | None = Field(default=None, repr=False)

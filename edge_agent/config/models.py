@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edge_agent.config.base import Section, TopicId
+from edge_agent.runtime.backends import BackendChoice
+from edge_agent.schema import Identifier, StrictModel
 
 
-class AlarmConfig(Section):
+class AlarmConfig(StrictModel):
     """N-of-M debounce with hysteresis: one noisy window never raises, a flapping one never spams.
 
     Raise when at least `raise_count` of the last `window_count` windows are abnormal; clear
@@ -40,13 +40,13 @@ class AlarmConfig(Section):
         return self
 
 
-class ModelBinding(Section):
+class ModelBinding(StrictModel):
     bundle: Path
-    source: TopicId = Field(description="Id of the source whose samples this model reads.")
-    id: TopicId | None = Field(default=None, description="Topic id; default the manifest name.")
+    source: Identifier = Field(description="Id of the source whose samples this model reads.")
+    id: Identifier | None = Field(default=None, description="Topic id; default the manifest name.")
     channel_map: dict[str, str] = Field(
         default={}, description="Model channel -> source channel, where the names differ."
     )
-    backend: Literal["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"] | None = None
+    backend: BackendChoice | None = None
     edgetpu: bool = False
     alarm: AlarmConfig = AlarmConfig()

@@ -1,4 +1,4 @@
-"""`[mqtt]`: the broker connection shared by the MQTT source and (later) the publisher."""
+"""`[mqtt]`: the broker connection shared by MQTT sources and the publisher."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edge_agent.config.base import Secret, Section, TopicId
+from edge_agent.config.base import Secret
+from edge_agent.schema import Identifier, StrictModel
 
 
-class TlsConfig(Section):
+class TlsConfig(StrictModel):
     ca_file: Path | None = Field(default=None, description="CA bundle; default: system store.")
     cert_file: Path | None = Field(default=None, description="Client certificate (mutual TLS).")
     key_file: Path | None = None
@@ -24,11 +25,13 @@ class TlsConfig(Section):
         return self
 
 
-class MqttConfig(Section):
+class MqttConfig(StrictModel):
     host: str = Field(min_length=1)
     port: int = Field(default=1883, ge=1, le=65535)
     protocol: Literal["5", "3.1.1"] = "5"
-    client_id: TopicId | None = Field(default=None, description="Default: edge-agent-<device_id>.")
+    client_id: Identifier | None = Field(
+        default=None, description="Default: edge-agent-<device_id>."
+    )
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     clean_start: bool = Field(
         default=True,
@@ -41,7 +44,7 @@ class MqttConfig(Section):
     username: str | None = None
     password: Secret | None = None
     tls: TlsConfig | None = None
-    topic_prefix: TopicId = "pdm"
+    topic_prefix: Identifier = "pdm"
     reconnect_min_s: int = Field(default=1, ge=1)
     reconnect_max_s: int = Field(default=60, ge=1)
 

@@ -7,16 +7,16 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
-from edge_agent.config.base import Section
+from edge_agent.schema import StrictModel
 
 
-class JsonlSink(Section):
+class JsonlSinkConfig(StrictModel):
     kind: Literal["jsonl"]
     path: Path = Field(default=Path("-"), description="'-' for standard output.")
     fsync: bool = Field(default=False, description="fsync after every line (durable, slower).")
 
 
-class MqttSink(Section):
+class MqttSinkConfig(StrictModel):
     """Publish results and alarms through a durable on-disk spool (see docs/mqtt.md)."""
 
     kind: Literal["mqtt"]
@@ -41,4 +41,4 @@ class MqttSink(Section):
     )
 
 
-SinkConfig = Annotated[Union[JsonlSink, MqttSink], Field(discriminator="kind")]  # noqa: UP007
+SinkConfig = Annotated[Union[JsonlSinkConfig, MqttSinkConfig], Field(discriminator="kind")]  # noqa: UP007

@@ -7,10 +7,10 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
-from edge_agent.config.base import Section, TopicId
+from edge_agent.schema import Identifier, StrictModel
 
 
-class FaultSchedule(Section):
+class FaultSchedule(StrictModel):
     """Switch the simulated machine to `fault` at `at_s` seconds of simulated time."""
 
     at_s: float = Field(ge=0)
@@ -18,9 +18,9 @@ class FaultSchedule(Section):
     severity: float = Field(default=1.0, ge=0, le=1)
 
 
-class SimulatorSource(Section):
+class SimulatorSourceConfig(StrictModel):
     kind: Literal["simulator"]
-    id: TopicId
+    id: Identifier
     sample_rate_hz: float = Field(default=25600.0, gt=0)
     block_samples: int = Field(default=2560, ge=1, description="Samples per emitted block.")
     shaft_hz: float = Field(default=30.0, gt=0)
@@ -32,9 +32,9 @@ class SimulatorSource(Section):
     schedule: list[FaultSchedule] = []
 
 
-class ReplaySource(Section):
+class ReplaySourceConfig(StrictModel):
     kind: Literal["replay"]
-    id: TopicId
+    id: Identifier
     path: Path
     channels: list[str] | None = Field(default=None, description="Columns to read; default all.")
     time_column: str = "ts"
@@ -48,21 +48,21 @@ class ReplaySource(Section):
     loop: bool = False
 
 
-class MqttSource(Section):
+class MqttSourceConfig(StrictModel):
     kind: Literal["mqtt"]
-    id: TopicId
+    id: Identifier
     topic: str = Field(min_length=1, description="Subscription filter; wildcards allowed.")
     qos: Literal[0, 1, 2] = 1
 
 
-class PluginSource(Section):
+class PluginSourceConfig(StrictModel):
     kind: Literal["plugin"]
-    id: TopicId
+    id: Identifier
     plugin: str = Field(description="Name of an `edge_agent.sources` entry point.")
     options: dict[str, object] = {}
 
 
 SourceConfig = Annotated[
-    Union[SimulatorSource, ReplaySource, MqttSource, PluginSource],  # noqa: UP007
+    Union[SimulatorSourceConfig, ReplaySourceConfig, MqttSourceConfig, PluginSourceConfig],  # noqa: UP007
     Field(discriminator="kind"),
 ]

@@ -1,16 +1,19 @@
-"""Finding a TFLite interpreter: ai-edge-litert first, then tflite-runtime, then TensorFlow Lite."""
+"""Finding a TFLite interpreter. `auto` tries ai-edge-litert, then tflite-runtime; TensorFlow Lite
+is used only when asked for by name (a device install has no TensorFlow, and a workstation's
+should not silently run a different interpreter than the device)."""
 
 from __future__ import annotations
 
 import ctypes
 import importlib
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from edge_agent.errors import RuntimeBackendError
 
 BackendName = Literal["ai_edge_litert", "tflite_runtime", "tensorflow"]
 BackendChoice = Literal["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"]
-BACKENDS: tuple[BackendName, ...] = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+BACKEND_CHOICES: tuple[str, ...] = get_args(BackendChoice)
+AUTO_ORDER: tuple[BackendName, ...] = ("ai_edge_litert", "tflite_runtime")
 # (module, attribute path to the Interpreter class, attribute path to load_delegate)
 _LOCATIONS = {
     "ai_edge_litert": ("ai_edge_litert.interpreter", "Interpreter", "load_delegate"),
@@ -49,7 +52,7 @@ def load_edgetpu_delegate(backend: BackendName, library: str = EDGETPU_LIBRARY) 
 
 def resolve_interpreter(choice: BackendChoice = "auto") -> tuple[BackendName, Any]:
     """Return (backend name, Interpreter class) for the forced backend or the first that imports."""
-    candidates = BACKENDS if choice == "auto" else (choice,)
+    candidates = AUTO_ORDER if choice == "auto" else (choice,)
     failures = []
     for name in candidates:
         try:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_agent.bundle import Bundle, read_bundle
+from edge_agent.bundle import MODEL_FILE, Bundle, read_bundle
 from edge_agent.errors import BundleError, RuntimeBackendError
 from edge_agent.manifest import Manifest
-from edge_agent.runtime.adapter import TensorCodec, spec_mismatches, tensor_spec
 from edge_agent.runtime.backends import BackendChoice, load_edgetpu_delegate, resolve_interpreter
+from edge_agent.runtime.quantization import TensorCodec, spec_mismatches, tensor_spec
 
 log = logging.getLogger("edge_agent.runtime")
 
@@ -39,7 +39,7 @@ class ModelRunner:
                 if not edgetpu_fallback:
                     raise
                 log.warning("Edge TPU unavailable, running on CPU", extra={"error": str(exc)})
-        model_path = bundle.path / "model.tflite"
+        model_path = bundle.path / MODEL_FILE
         try:
             self._interpreter = interpreter_class(
                 model_content=bundle.model,
@@ -77,6 +77,7 @@ class ModelRunner:
         self._input_shape = tuple(self.input_spec.shape)
         self._encode = TensorCodec(self.input_spec).encode
         self._decode = TensorCodec(self.output_spec).decode
+        self.golden_error: float | None = None  # set by smoke_test()
 
     @property
     def manifest(self) -> Manifest:
@@ -102,6 +103,7 @@ class ModelRunner:
                 f"{self.bundle.path}: golden smoke test failed on {self.backend}: "
                 f"max error {error:.6g} > atol {golden.atol:.6g}"
             )
+        self.golden_error = error
         return error
 
 

@@ -1,4 +1,4 @@
-"""Event sinks behind one small interface; the MQTT publisher is another sink."""
+"""Event sinks behind one small interface; the MQTT publisher (`edge_agent.mqtt`) is one."""
 
 from edge_agent.sinks.base import Sink
 from edge_agent.sinks.jsonl import JsonlSink

@@ -10,18 +10,18 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from edge_agent.config.mqtt import MqttConfig
-from edge_agent.config.sources import MqttSource
+from edge_agent.config.sources import MqttSourceConfig
 from edge_agent.logs import RateLimiter
-from edge_agent.mqtt_client import connect_async, make_client, watch_connection
+from edge_agent.mqtt.client import connect_async, make_client, watch_connection
 from edge_agent.sources.base import Emit
 from edge_agent.sources.payloads import PayloadError, parse
 
 log = logging.getLogger("edge_agent.sources.mqtt")
 
 
-class MqttStream:
+class MqttSource:
     def __init__(
-        self, config: MqttSource, broker: MqttConfig, device_id: str, limiter: RateLimiter
+        self, config: MqttSourceConfig, broker: MqttConfig, device_id: str, limiter: RateLimiter
     ) -> None:
         self.id = config.id
         self.config = config

@@ -5,7 +5,12 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from edge_agent.config.agent import AgentConfig
-from edge_agent.config.sources import MqttSource, PluginSource, ReplaySource, SimulatorSource
+from edge_agent.config.sources import (
+    MqttSourceConfig,
+    PluginSourceConfig,
+    ReplaySourceConfig,
+    SimulatorSourceConfig,
+)
 from edge_agent.errors import ConfigError
 from edge_agent.logs import RateLimiter
 from edge_agent.sources.base import Source
@@ -13,7 +18,7 @@ from edge_agent.sources.base import Source
 ENTRY_POINT_GROUP = "edge_agent.sources"
 
 
-def load_plugin(config: PluginSource) -> Source:
+def load_plugin(config: PluginSourceConfig) -> Source:
     found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
     if config.plugin not in found:
         raise ConfigError(
@@ -29,17 +34,17 @@ def load_plugin(config: PluginSource) -> Source:
 
 def build_source(config: AgentConfig, index: int, limiter: RateLimiter) -> Source:
     source = config.sources[index]
-    if isinstance(source, SimulatorSource):
-        from edge_agent.sources.simulator import SimulatorStream
+    if isinstance(source, SimulatorSourceConfig):
+        from edge_agent.sources.simulator import SimulatorSource
 
-        return SimulatorStream(source)
-    if isinstance(source, ReplaySource):
-        from edge_agent.sources.replay import ReplayStream
+        return SimulatorSource(source)
+    if isinstance(source, ReplaySourceConfig):
+        from edge_agent.sources.replay import ReplaySource
 
-        return ReplayStream(source)
-    if isinstance(source, MqttSource):
-        from edge_agent.sources.mqtt import MqttStream
+        return ReplaySource(source)
+    if isinstance(source, MqttSourceConfig):
+        from edge_agent.sources.mqtt import MqttSource
 
         assert config.mqtt is not None
-        return MqttStream(source, config.mqtt, config.device_id, limiter)
+        return MqttSource(source, config.mqtt, config.device_id, limiter)
     return load_plugin(source)

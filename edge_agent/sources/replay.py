@@ -8,23 +8,19 @@ from collections import Counter
 
 import numpy as np
 
-from edge_agent.config.sources import ReplaySource
-from edge_agent.errors import DataError
+from edge_agent.config.sources import ReplaySourceConfig
 from edge_agent.recording import column_names, read_columns
 from edge_agent.sources.base import Emit
 from edge_agent.stream.blocks import SampleBlock
 
 
-def load_recording(config: ReplaySource) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+def load_recording(config: ReplaySourceConfig) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     """(channels, values (n, c), timestamps (n,)) with every value checked."""
     available = column_names(config.path)
     has_time = config.time_column in available
     channels = config.channels or [c for c in available if c != config.time_column]
     numeric = list(channels) + ([config.time_column] if has_time else [])
-    try:
-        columns = read_columns(config.path, numeric, [])
-    except DataError:
-        raise
+    columns = read_columns(config.path, numeric, [])
     values = np.stack([columns[c] for c in channels], axis=1)
     if has_time:
         times = columns[config.time_column]
@@ -35,8 +31,8 @@ def load_recording(config: ReplaySource) -> tuple[tuple[str, ...], np.ndarray, n
     return tuple(channels), values, times
 
 
-class ReplayStream:
-    def __init__(self, config: ReplaySource) -> None:
+class ReplaySource:
+    def __init__(self, config: ReplaySourceConfig) -> None:
         self.id = config.id
         self.config = config
         self.counters: Counter[str] = Counter()

@@ -7,14 +7,14 @@ import time
 from collections import Counter
 from dataclasses import replace
 
-from edge_agent.config.sources import SimulatorSource
+from edge_agent.config.sources import SimulatorSourceConfig
 from edge_agent.sim.vibration import CHANNELS, MachineConditions, VibrationSimulator
 from edge_agent.sources.base import Emit
 from edge_agent.stream.blocks import SampleBlock
 
 
-class SimulatorStream:
-    def __init__(self, config: SimulatorSource, start_time: float | None = None) -> None:
+class SimulatorSource:
+    def __init__(self, config: SimulatorSourceConfig, start_time: float | None = None) -> None:
         self.id = config.id
         self.config = config
         self.counters: Counter[str] = Counter()

@@ -25,11 +25,3 @@ class SampleBlock:
 
     def __len__(self) -> int:
         return self.values.shape[0]
-
-    @property
-    def t_last(self) -> float:
-        if self.timestamps is not None:
-            return float(self.timestamps[-1])
-        if self.rate_hz:
-            return self.t0 + (len(self) - 1) / self.rate_hz
-        return self.t0

@@ -8,11 +8,11 @@ from importlib.metadata import EntryPoint
 import numpy as np
 import pytest
 
-from edge_agent.config.sources import FaultSchedule, PluginSource, SimulatorSource
+from edge_agent.config.sources import FaultSchedule, PluginSourceConfig, SimulatorSourceConfig
 from edge_agent.errors import ConfigError, RuntimeBackendError
 from edge_agent.runtime import load_model
 from edge_agent.sources import plugins
-from edge_agent.sources.simulator import SimulatorStream
+from edge_agent.sources.simulator import SimulatorSource
 from tests.conftest import REPO_ROOT
 
 
@@ -27,7 +27,7 @@ def test_plugin_loads_through_entry_point(monkeypatch) -> None:
         plugins, "entry_points", _entry_points("tests.edge_agent.sources.fake_driver:make")
     )
     source = plugins.load_plugin(
-        PluginSource(kind="plugin", id="acc", plugin="fake", options={"rows": 5})
+        PluginSourceConfig(kind="plugin", id="acc", plugin="fake", options={"rows": 5})
     )
     blocks = []
     source.run(blocks.append, threading.Event())
@@ -38,14 +38,14 @@ def test_missing_or_broken_plugin_is_a_config_error(monkeypatch) -> None:
     """Test that an unknown plugin name and a failing factory are readable config errors."""
     monkeypatch.setattr(plugins, "entry_points", _entry_points("tests.no_such_module:make"))
     with pytest.raises(ConfigError, match="no plugin 'other'"):
-        plugins.load_plugin(PluginSource(kind="plugin", id="a", plugin="other"))
+        plugins.load_plugin(PluginSourceConfig(kind="plugin", id="a", plugin="other"))
     with pytest.raises(ConfigError, match="plugin 'fake' failed"):
-        plugins.load_plugin(PluginSource(kind="plugin", id="a", plugin="fake"))
+        plugins.load_plugin(PluginSourceConfig(kind="plugin", id="a", plugin="fake"))
 
 
 def test_simulator_schedule_switches_fault_at_its_time() -> None:
     """Test that a scheduled fault starts at its simulated time and the stream stays continuous."""
-    config = SimulatorSource(
+    config = SimulatorSourceConfig(
         kind="simulator",
         id="m",
         sample_rate_hz=12800,
@@ -55,7 +55,7 @@ def test_simulator_schedule_switches_fault_at_its_time() -> None:
         shaft_hz=25.0,
         schedule=[FaultSchedule(at_s=1.0, fault="imbalance")],
     )
-    stream = SimulatorStream(config, start_time=1000.0)
+    stream = SimulatorSource(config, start_time=1000.0)
     blocks = []
     stream.run(blocks.append, threading.Event())
     assert len(blocks) == 20 and [b.seq for b in blocks] == list(range(20))

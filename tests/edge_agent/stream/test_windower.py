@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_agent.frontend.pipeline import FeaturePipeline
+from edge_agent.frontend.steps import FeaturePipeline
 from edge_agent.frontend.windowing import sliding_windows
 from edge_agent.manifest import Manifest
 from edge_agent.sim.vibration import CHANNELS, MachineConditions, generate

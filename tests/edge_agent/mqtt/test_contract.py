@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from edge_agent.config.models import AlarmConfig
-from edge_agent.contract import SCHEMAS, AlarmPayload, ResultPayload
 from edge_agent.events import AlarmEvent, Event
+from edge_agent.mqtt.contract import SCHEMAS, AlarmPayload, ResultPayload
 from edge_agent.pipeline import ModelPipeline
 from edge_agent.runtime import load_model
 from edge_agent.sim.vibration import CHANNELS, MachineConditions, generate
@@ -62,8 +62,8 @@ def test_result_and_alarm_payloads_validate(bundle: str) -> None:
 
 
 def test_committed_schemas_are_current(tmp_path: Path) -> None:
-    """Test that docs/schemas/*.v1.schema.json equal what edge_agent.contract exports."""
-    from edge_agent.contract import write_schemas
+    """Test that docs/schemas/*.v1.schema.json equal what edge_agent.mqtt.contract exports."""
+    from edge_agent.mqtt.contract import write_schemas
 
     write_schemas(tmp_path)
     for name in SCHEMAS:

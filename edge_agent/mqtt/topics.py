@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import re
-
-_LEVEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+from edge_agent.schema import ID_RE
 
 
 def checked(level: str) -> str:
-    if not _LEVEL.match(level):
+    if not ID_RE.match(level):
         raise ValueError(f"{level!r} cannot be an MQTT topic level")
     return level
 

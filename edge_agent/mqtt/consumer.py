@@ -1,6 +1,6 @@
 """For consumers of the agent's MQTT output: parse and validate payloads, de-duplicate results.
 
-    from edge_agent.subscribe import ResultTracker
+    from edge_agent.mqtt.consumer import ResultTracker
     tracker = ResultTracker()
     for topic, payload in messages:                 # from any MQTT client
         message = tracker.accept(topic, payload)    # None for a duplicate
@@ -18,7 +18,7 @@ from typing import Literal
 import orjson
 from pydantic import ValidationError
 
-from edge_agent.contract import AlarmPayload, ResultPayload, StatusPayload
+from edge_agent.mqtt.contract import AlarmPayload, ResultPayload, StatusPayload
 
 Kind = Literal["result", "alarm", "status"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from edge_agent.frontend.pipeline import FeaturePipeline, Step
+from edge_agent.frontend.steps import FeaturePipeline, Step
 
 STEPS = TypeAdapter(list[Step])
 

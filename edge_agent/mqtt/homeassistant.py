@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from edge_agent import __version__
-from edge_agent.topics import Topics
+from edge_agent.mqtt.topics import Topics
 
 _RUL_DEVICE_CLASS = {"hours": ("duration", "h"), "days": ("duration", "d")}
 

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from edge_agent.config.mqtt import MqttConfig
-from edge_agent.subscribe import ContractError, ResultTracker
-from edge_agent.watch import Watcher
+from edge_agent.mqtt.consumer import ContractError, ResultTracker
+from edge_agent.mqtt.watch import Watcher
 from tests.conftest import REPO_ROOT, Broker, agent_config, wait_until
 
 

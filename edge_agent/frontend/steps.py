@@ -10,9 +10,10 @@ from collections.abc import Callable
 from typing import Annotated, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge_agent.frontend import features
+from edge_agent.schema import StrictModel
 
 FloatArray = Union[list[float], list[list[float]]]  # noqa: UP007 - 1-D per channel, 2-D per element
 
@@ -20,9 +21,7 @@ FloatArray = Union[list[float], list[list[float]]]  # noqa: UP007 - 1-D per chan
 Transform = Callable[[np.ndarray], np.ndarray]
 
 
-class _StepBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _StepBase(StrictModel):
     def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
         raise NotImplementedError
 

@@ -5,23 +5,21 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import paho.mqtt.client as mqtt
 
 from edge_agent.config.mqtt import MqttConfig
-from edge_agent.mqtt_client import connect_async, make_client
-from edge_agent.subscribe import ContractError, ResultTracker
+from edge_agent.mqtt.client import connect_async, make_client
+from edge_agent.mqtt.consumer import ContractError, ResultTracker
 
 
 @dataclass
 class Row:
-    status: str = "?"
     result: str = ""
     seq: int = 0
     alarm: str = "-"
-    updated: float = field(default_factory=time.time)
 
 
 def summarise(payload: Any) -> str:
@@ -64,7 +62,6 @@ class Watcher:
                 self.devices[parsed.device] = parsed.payload.state  # type: ignore[union-attr]
             else:
                 row = self.rows.setdefault((parsed.device, parsed.model or ""), Row())
-                row.updated = time.time()
                 if parsed.kind == "result":
                     row.result = summarise(parsed.payload)
                     row.seq = parsed.payload.seq  # type: ignore[union-attr]

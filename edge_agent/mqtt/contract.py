@@ -1,5 +1,5 @@
 """The MQTT payload contract as schemas (docs/mqtt.md). The agent builds payloads from its
-events; tests validate real payloads against these models, and `python -m edge_agent.contract`
+events; tests validate real payloads against these models, and `python -m edge_agent.mqtt.contract`
 writes the JSON Schema files in docs/schemas/."""
 
 from __future__ import annotations
@@ -9,26 +9,24 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from edge_agent.schema import StrictModel
 
 
-class _Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ModelInfo(_Payload):
+class ModelInfo(StrictModel):
     id: str
     name: str
     version: str
     sha256: str | None = None
 
 
-class Window(_Payload):
+class Window(StrictModel):
     start: float = Field(description="Measurement time of the first sample (unix s).")
     end: float = Field(description="Measurement time of the last sample (unix s).")
 
 
-class ResultPayload(_Payload):
+class ResultPayload(StrictModel):
     """Topic `<prefix>/<device>/<model>/result`, QoS 1, not retained. De-duplicate on
     (device, model.id, seq)."""
 
@@ -52,7 +50,7 @@ class ResultPayload(_Payload):
     historical: bool = Field(description="True when replayed from the spool after an outage.")
 
 
-class AlarmPayload(_Payload):
+class AlarmPayload(StrictModel):
     """Topic `<...>/<model>/alarm` (retained: the current state) and `<...>/<model>/alarm/event`
     (not retained: each transition)."""
 
@@ -72,7 +70,7 @@ class AlarmPayload(_Payload):
     historical: bool
 
 
-class StatusModel(_Payload):
+class StatusModel(StrictModel):
     id: str
     name: str
     version: str
@@ -82,7 +80,7 @@ class StatusModel(_Payload):
     units: str | None = None
 
 
-class StatusPayload(_Payload):
+class StatusPayload(StrictModel):
     """Topic `<prefix>/<device>/status`, QoS 1, retained: birth on every connect; the Last Will
     (and a clean shutdown) sets {"state": "offline", "device": ...}."""
 
@@ -94,7 +92,7 @@ class StatusPayload(_Payload):
     models: list[StatusModel] | None = None
 
 
-class MetricsPayload(_Payload):
+class MetricsPayload(StrictModel):
     """Topic `<prefix>/<device>/metrics`, QoS 0, every `metrics_interval_s`: counters."""
 
     model_config = ConfigDict(extra="allow")
@@ -108,7 +106,7 @@ class MetricsPayload(_Payload):
     queue_blocks: int
 
 
-class CommandReply(_Payload):
+class CommandReply(StrictModel):
     """Topic `<prefix>/<device>/cmd/<verb>/reply` (or the request's MQTT v5 response topic)."""
 
     model_config = ConfigDict(extra="allow")

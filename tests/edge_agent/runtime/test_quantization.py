@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_agent.manifest import TensorSpec
-from edge_agent.runtime.adapter import dequantize, quantize, spec_mismatches
+from edge_agent.runtime.quantization import dequantize, quantize, spec_mismatches
 
 INT8 = TensorSpec(shape=[1, 4], dtype="int8", scale=0.5, zero_point=-3)
 

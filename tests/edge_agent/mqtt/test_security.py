@@ -96,7 +96,7 @@ class Admin:
         import paho.mqtt.client as mqtt
 
         from edge_agent.config.mqtt import MqttConfig, TlsConfig
-        from edge_agent.mqtt_client import make_client
+        from edge_agent.mqtt.client import make_client
 
         config = MqttConfig(
             host="localhost",

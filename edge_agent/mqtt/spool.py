@@ -1,10 +1,11 @@
 """Store-and-forward spool: every outgoing message is durably written before it is offered to the
 broker and deleted only after its PUBACK.
 
-SQLite in WAL mode. Writes are grouped per sample block (one transaction per `commit()`), so the
-cost of durability is paid per block, not per message. `fsync = "always"` (synchronous=FULL)
-survives power loss; `"normal"` (synchronous=NORMAL) survives a crash or kill -9 of the agent
-but may lose the last transactions on power loss; `"off"` trusts the OS entirely.
+SQLite in WAL mode. Writes are grouped per batch of sample blocks (one transaction per
+`commit()`), so the cost of durability is paid per batch, not per message.
+`fsync = "always"` (synchronous=FULL) survives power loss; `"normal"` (synchronous=NORMAL)
+survives a crash or kill -9 of the agent but may lose the last transactions on power loss;
+`"off"` trusts the OS entirely.
 Bounded by bytes and age; when full, routine results are dropped before alarms, and every drop
 is counted by reason.
 """

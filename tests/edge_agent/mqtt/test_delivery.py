@@ -13,7 +13,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge_agent.contract import CommandReply, MetricsPayload, ResultPayload, StatusPayload
+from edge_agent.mqtt.contract import CommandReply, MetricsPayload, ResultPayload, StatusPayload
 from tests.conftest import REPO_ROOT, Broker, Subscriber, agent_config, read_jsonl, wait_until
 
 DEVICE = "rig1"

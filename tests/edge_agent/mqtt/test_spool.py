@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from edge_agent.spool import PRIORITY_ALARM, PRIORITY_ROUTINE, Spool
+from edge_agent.mqtt.spool import PRIORITY_ALARM, PRIORITY_ROUTINE, Spool
 
 
 def _fill(spool: Spool, n: int, priority: int = PRIORITY_ROUTINE, size: int = 100) -> None:

@@ -21,12 +21,12 @@ import orjson
 import paho.mqtt.client as mqtt
 
 from edge_agent.config.mqtt import MqttConfig
-from edge_agent.config.sinks import MqttSink
+from edge_agent.config.sinks import MqttSinkConfig
 from edge_agent.events import AlarmEvent, Event, Result
-from edge_agent.homeassistant import discovery
-from edge_agent.mqtt_client import connect_async, make_client, watch_connection
-from edge_agent.spool import PRIORITY_ALARM, PRIORITY_ROUTINE, Spool
-from edge_agent.topics import Topics
+from edge_agent.mqtt.client import connect_async, make_client, watch_connection
+from edge_agent.mqtt.homeassistant import discovery
+from edge_agent.mqtt.spool import PRIORITY_ALARM, PRIORITY_ROUTINE, Spool
+from edge_agent.mqtt.topics import Topics
 
 log = logging.getLogger("edge_agent.mqtt")
 Command = Callable[[str, dict[str, Any]], dict[str, Any]]
@@ -35,7 +35,7 @@ Command = Callable[[str, dict[str, Any]], dict[str, Any]]
 class MqttPublisher:
     def __init__(
         self,
-        config: MqttSink,
+        config: MqttSinkConfig,
         broker: MqttConfig,
         device: str,
         birth: Callable[[], dict[str, Any]],
