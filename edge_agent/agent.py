@@ -48,7 +48,13 @@ def build_pipelines(config: AgentConfig, sinks: list[Sink]) -> list[ModelPipelin
         model_id = binding.id or runner.manifest.name
         pipelines.append(
             ModelPipeline(
-                config.device_id, model_id, runner, binding.alarm, sinks, binding.channel_map
+                config.device_id,
+                model_id,
+                runner,
+                binding.alarm,
+                sinks,
+                binding.channel_map,
+                source=binding.source,
             )
         )
         log.info(
@@ -217,8 +223,8 @@ class Agent:
 
     # ---- main loop -----------------------------------------------------------------------
     def dispatch(self, block: SampleBlock) -> None:
-        for pipeline, binding in zip(self.pipelines, self.config.models):
-            if binding.source != block.stream:
+        for pipeline in self.pipelines:
+            if pipeline.source != block.stream:
                 continue
             try:
                 pipeline.push(block)

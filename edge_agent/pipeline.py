@@ -24,9 +24,11 @@ class ModelPipeline:
         alarm: AlarmConfig,
         sinks: Sequence[Sink],
         channel_map: dict[str, str] | None = None,
+        source: str | None = None,
     ) -> None:
         manifest = runner.manifest
         self.device = device
+        self.source = source  # the stream this model reads; None: every block pushed to it
         self.runner = runner
         self.ref = ModelRef(model_id, manifest.name, manifest.version, manifest.model_sha256)
         spec = manifest.input
