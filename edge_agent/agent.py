@@ -1,8 +1,10 @@
-"""The agent process: sources feed a bounded queue; the main thread windows, infers and emits.
+"""The agent process: sources feed a bounded queue; the main thread windows, infers and emits,
+and about once a second supervises everything that could go quiet.
 
-Lifecycle: SIGTERM/SIGINT stop the sources, drain what is queued within `shutdown_timeout_s`
-and exit; SIGHUP reloads the config, and if the new config or any of its bundles is bad the
-running pipelines keep serving.
+Lifecycle: SIGTERM/SIGINT stop the sources, drain what is queued and wait for delivery within
+`shutdown_timeout_s`, then exit; SIGHUP (or the `reload` command) reloads the config, and if the
+new config or any of its bundles is bad the running pipelines keep serving. A finite run (a
+replay) that produced no result from the samples it read exits with status 3 and says why.
 """
 
 from __future__ import annotations
@@ -10,31 +12,39 @@ from __future__ import annotations
 import logging
 import queue
 import signal
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from edge_agent import __version__
 from edge_agent.config import AgentConfig, load_agent_config
-from edge_agent.config.sinks import JsonlSinkConfig
+from edge_agent.config.sinks import JsonlSinkConfig, MqttSinkConfig
+from edge_agent.config.sources import MqttSourceConfig
 from edge_agent.errors import EdgeError
+from edge_agent.faults import Supervised
 from edge_agent.logs import RateLimiter
 from edge_agent.pipeline import ModelPipeline
 from edge_agent.runtime.model import load_model
-from edge_agent.sinks.base import Sink
+from edge_agent.sinks.base import KeepsSequence, PublishesHealth, ReportsStats, Sink
+from edge_agent.sinks.fanout import Fanout
 from edge_agent.sinks.jsonl import JsonlSink
-from edge_agent.sources.base import Source
+from edge_agent.sources.base import AcceptsFaults, Source
 from edge_agent.sources.plugins import build_source
 from edge_agent.stream.blocks import SampleBlock
+from edge_agent.supervisor import Health, SourceRunner
 
 log = logging.getLogger("edge_agent.agent")
 MAX_BATCH_BLOCKS = 256  # blocks dispatched between two sink flushes when a backlog is queued
+EXIT_NO_OUTPUT = 3  # a finite run ended without producing what it was asked for
+Reply = dict[str, Any]
 
 
-def build_pipelines(config: AgentConfig, sinks: list[Sink]) -> list[ModelPipeline]:
+def build_pipelines(config: AgentConfig) -> list[ModelPipeline]:
     """Load and verify every bundle; any failure raises before anything is replaced."""
     pipelines = []
     for binding in config.models:
@@ -52,7 +62,7 @@ def build_pipelines(config: AgentConfig, sinks: list[Sink]) -> list[ModelPipelin
                 model_id,
                 runner,
                 binding.alarm,
-                sinks,
+                [],
                 binding.channel_map,
                 source=binding.source,
             )
@@ -70,56 +80,101 @@ def build_pipelines(config: AgentConfig, sinks: list[Sink]) -> list[ModelPipelin
     return pipelines
 
 
+def check_sinks(config: AgentConfig) -> list[str]:
+    """Prove every sink can write where it must (one ConfigError otherwise); say where."""
+    from edge_agent.mqtt.publisher import check_spool_dir
+
+    found = []
+    for sink in config.sinks:
+        if isinstance(sink, MqttSinkConfig):
+            assert config.mqtt is not None
+            found.append(f"spool {check_spool_dir(sink, config.mqtt, config.device_id)}")
+    return found
+
+
+def _sink_key(config: AgentConfig, index: int) -> tuple[Any, ...]:
+    """What a sink instance depends on: equal keys mean a reload can keep the instance."""
+    sink = config.sinks[index]
+    if isinstance(sink, JsonlSinkConfig):
+        return (sink,)
+    return (sink, config.mqtt, config.device_id, tuple(_obeyed(config)))
+
+
+def _obeyed(config: AgentConfig) -> list[str]:
+    return [s.topic for s in config.sources if isinstance(s, MqttSourceConfig)]
+
+
 class Agent:
     def __init__(self, config: AgentConfig, config_path: Path | None = None) -> None:
         self.config = config
         self.config_path = config_path
         self.limiter = RateLimiter(config.log.repeat_interval_s)
         self.started_at = time.time()
-        self.pipelines = build_pipelines(config, sinks=[])
-        self.sources: list[Source] = [
-            build_source(config, i, self.limiter) for i in range(len(config.sources))
-        ]
+        self.counters: Counter[str] = Counter()
+        self.health = Health()
+        self.pipelines = build_pipelines(config)
         self.queue: queue.Queue[SampleBlock] = queue.Queue(maxsize=config.queue_blocks)
+        self.sources = self._runner(
+            config, [build_source(config, i, self.limiter) for i in range(len(config.sources))]
+        )
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
-        self.counters: Counter[str] = Counter()
-        self._source_stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._commands: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self._work: queue.Queue[Callable[[], None]] = queue.Queue()  # run on the main thread
         self._next_metrics = time.monotonic()
+        self._next_check = 0.0
         self.sinks: list[Sink] = []
+        self._sink_keys: list[tuple[Any, ...]] = []
+        self.fanout = Fanout([], self.counters, self.limiter)
         self._attach_sinks(config)  # last: an MQTT sink may call back (birth, commands) at once
 
-    # ---- sinks, sequences, birth and commands ----------------------------------------------
-    def _build_sinks(self, config: AgentConfig) -> list[Sink]:
-        sinks: list[Sink] = []
-        for sink in config.sinks:
-            if isinstance(sink, JsonlSinkConfig):
-                sinks.append(JsonlSink(sink.path, sink.fsync))
-            else:
-                from edge_agent.mqtt.publisher import MqttPublisher
+    def _runner(self, config: AgentConfig, sources: list[Source]) -> SourceRunner:
+        return SourceRunner(
+            sources, self._emit, config.supervisor.idle_after_s, config.supervisor.restart_max_s
+        )
 
-                assert config.mqtt is not None
-                sinks.append(
-                    MqttPublisher(sink, config.mqtt, config.device_id, self.birth, self.command)
-                )
-        return sinks
+    # ---- sinks, sequences, status and commands ---------------------------------------------
+    def _build_sink(self, config: AgentConfig, index: int) -> Sink:
+        sink = config.sinks[index]
+        if isinstance(sink, JsonlSinkConfig):
+            return JsonlSink(sink.path, sink.fsync)
+        from edge_agent.mqtt.publisher import MqttPublisher
+
+        assert config.mqtt is not None
+        return MqttPublisher(
+            sink,
+            config.mqtt,
+            config.device_id,
+            self.birth,
+            self.command_handlers(),
+            _obeyed(config),
+            self.limiter,
+        )
 
     def _attach_sinks(self, config: AgentConfig) -> None:
-        """Sinks come after the pipelines (the MQTT birth message lists the models)."""
-        self.sinks = self._build_sinks(config)
+        """Build the sinks a config names, keeping any whose configuration did not change (a
+        reload must not drop the broker connection for nothing)."""
+        kept = dict(zip(self._sink_keys, self.sinks))
+        keys = [_sink_key(config, i) for i in range(len(config.sinks))]
+        for key, sink in kept.items():
+            if key not in keys:
+                Fanout([sink], self.counters, self.limiter).close(config.shutdown_timeout_s / 2)
+        self.sinks = [kept.get(key) or self._build_sink(config, i) for i, key in enumerate(keys)]
+        self._sink_keys = keys
+        self.fanout.sinks = list(self.sinks)
         for pipeline in self.pipelines:
-            pipeline.sinks = list(self.sinks)
-        # Subscribers de-duplicate on (device, model, seq): continue where the spool left off.
-        for pipeline in self.pipelines:
-            stored = [s.sequence(pipeline.ref.id) for s in self.sinks if hasattr(s, "sequence")]
+            pipeline.sinks = [self.fanout]
+            # Subscribers de-duplicate on (device, model, seq): continue where the spool left off.
+            stored = [
+                s.sequence(pipeline.ref.id) for s in self.sinks if isinstance(s, KeepsSequence)
+            ]
             pipeline.seq = max([pipeline.seq, *stored])
 
     def birth(self) -> dict[str, Any]:
+        """The retained status: online or degraded (with why), and what the device runs."""
         return {
             "schema_version": 1,
-            "state": "online",
+            "state": self.health.state,
+            **({"reasons": list(self.health.reasons)} if self.health.reasons else {}),
             "device": self.config.device_id,
             "agent_version": __version__,
             "started_at": self.started_at,
@@ -141,85 +196,108 @@ class Agent:
             ],
         }
 
-    def command(self, verb: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Inbound command (called from the MQTT thread): answer now, act in the main loop."""
-        if verb == "status":
-            return {"ok": True, "status": self.birth(), "stats": self.stats()}
-        if verb == "reload":
-            self.reload_event.set()
-            return {"ok": True, "accepted": True}
-        if verb == "ack":
-            model = request.get("model")
-            if model not in {p.ref.id for p in self.pipelines}:
-                return {"ok": False, "error": f"unknown model {model!r}"}
-            self._commands.put((verb, request))
-            return {"ok": True, "accepted": True}
-        if verb == "fault":
-            source = next((s for s in self.sources if s.id == request.get("source")), None)
-            if source is None or not hasattr(source, "set_fault"):
-                return {"ok": False, "error": "fault needs the id of a simulator source"}
-            try:
-                source.set_fault(str(request.get("fault")), float(request.get("severity", 1.0)))
-            except (TypeError, ValueError) as exc:
-                return {"ok": False, "error": str(exc)}
-            return {"ok": True}
-        return {"ok": False, "error": f"unknown command {verb!r}"}
+    def command_handlers(self) -> dict[str, Callable[[dict[str, Any]], Reply | Future[Reply]]]:
+        """Verbs a requester may send (transport-free: the MQTT layer validates and routes)."""
+        return {
+            "status": lambda _r: {"ok": True, "status": self.birth(), "stats": self.stats()},
+            "reload": self._command_reload,
+            "ack": self._command_ack,
+            "fault": self._command_fault,
+        }
 
-    def _housekeeping(self) -> None:
-        while True:
+    def _later(self, action: Callable[[], Reply]) -> Future[Reply]:
+        """Run `action` on the main thread between blocks; the reply waits for its outcome."""
+        future: Future[Reply] = Future()
+
+        def run() -> None:
             try:
-                verb, request = self._commands.get_nowait()
-            except queue.Empty:
-                break
-            for pipeline in self.pipelines:
-                if verb == "ack" and pipeline.ref.id == request.get("model"):
-                    pipeline.acknowledge(str(request.get("by", "")))
-        now = time.monotonic()
-        if now >= self._next_metrics:
-            interval = min(
-                (
-                    s.metrics_interval_s
-                    for s in self.config.sinks
-                    if hasattr(s, "metrics_interval_s")
-                ),
-                default=60.0,
-            )
-            self._next_metrics = now + interval
-            for sink in self.sinks:
-                if hasattr(sink, "publish_metrics"):
-                    sink.publish_metrics(self.stats())
+                future.set_result(action())
+            except Exception as exc:  # answered, never raised into the main loop
+                log.exception("command failed on the main thread")
+                future.set_result({"ok": False, "error": f"internal error: {type(exc).__name__}"})
+
+        self._work.put(run)
+        return future
+
+    def _command_reload(self, _request: dict[str, Any]) -> Future[Reply]:
+        return self._later(self.reload)
+
+    def _command_ack(self, request: dict[str, Any]) -> Reply | Future[Reply]:
+        model = request.get("model")
+        pipeline = next((p for p in self.pipelines if p.ref.id == model), None)
+        if pipeline is None:
+            return {"ok": False, "error": f"unknown model {model!r}"}
+        by = str(request.get("by", ""))[:64]
+        return self._later(lambda: {"ok": True, "acknowledged": pipeline.acknowledge(by)})
+
+    def _command_fault(self, request: dict[str, Any]) -> Reply:
+        source = next((s for s in self.sources.slots if s.source.id == request.get("source")), None)
+        if source is None or not isinstance(source.source, AcceptsFaults):
+            return {"ok": False, "error": "fault needs the id of a simulator source"}
+        try:
+            source.source.set_fault(str(request.get("fault")), float(request.get("severity", 1.0)))
+        except (TypeError, ValueError) as exc:
+            return {"ok": False, "error": str(exc)}
+        return {"ok": True}
+
+    # ---- supervision -----------------------------------------------------------------------
+    def supervise(self) -> None:
+        """Watch sources and sinks, let them recover, and publish any change of health."""
+        reasons = self.sources.check()
+        for pipeline in self.pipelines:
+            stuck = pipeline.no_output_reason()
+            if (
+                stuck is not None
+                and pipeline.windower.samples >= pipeline.windower.window + pipeline.windower.hop
+            ):
+                reasons.append(f"model {pipeline.ref.id}: {stuck}")
+        for sink in self.sinks:
+            if isinstance(sink, Supervised):
+                reasons += sink.supervise()
+        self._set_health(Health.from_reasons(reasons))
+
+    def _set_health(self, health: Health) -> None:
+        if health == self.health:
+            return
+        previous, self.health = self.health, health
+        if health.state == "degraded":
+            self.counters["degraded"] += 1
+            log.warning("degraded", extra={"reasons": list(health.reasons)})
+        else:
+            log.info("back to normal", extra={"was": list(previous.reasons)})
+        event = {
+            "ts": time.time(),
+            "state": health.state,
+            "severity": "critical" if health.state == "degraded" else "info",
+            "reasons": list(health.reasons),
+            "previous_reasons": list(previous.reasons),
+        }
+        for sink in self.sinks:
+            if isinstance(sink, PublishesHealth):
+                try:
+                    sink.publish_status()
+                    sink.publish_health_event(event)
+                except Exception:
+                    self.counters["faults:health_publish"] += 1
+                    log.exception("could not publish health")
+
+    def _thread_died(self, args: threading.ExceptHookArgs) -> None:
+        """Any thread ended by an exception (paho's, a driver's own): one line, counted."""
+        self.counters["thread_crashes"] += 1
+        name = args.thread.name if args.thread is not None else "?"
+        log.error(
+            "thread ended by an exception",
+            extra={"thread": name, "error": f"{args.exc_type.__name__}: {args.exc_value}"},
+        )
 
     # ---- sources -------------------------------------------------------------------------
     def _emit(self, block: SampleBlock) -> None:
-        while not self._source_stop.is_set():
+        while not self.sources.stop_event.is_set():
             try:
                 self.queue.put(block, timeout=0.25)
                 return
             except queue.Full:
                 self.counters["queue_full_waits"] += 1
-
-    def _run_source(self, source: Source) -> None:
-        try:
-            source.run(self._emit, self._source_stop)
-        except EdgeError as exc:
-            log.error("source stopped", extra={"source": source.id, "error": str(exc)})
-        except Exception:  # a driver bug must not take the agent down silently
-            log.exception("source crashed", extra={"source": source.id})
-
-    def _start_sources(self) -> None:
-        self._source_stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._run_source, args=(s,), name=f"source-{s.id}", daemon=True)
-            for s in self.sources
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _stop_sources(self, timeout: float) -> None:
-        self._source_stop.set()
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
 
     # ---- main loop -----------------------------------------------------------------------
     def dispatch(self, block: SampleBlock) -> None:
@@ -233,9 +311,27 @@ class Agent:
                 if self.limiter.allow(f"pipeline:{pipeline.ref.id}"):
                     log.exception("pipeline error", extra={"model": pipeline.ref.id})
 
+    def _housekeeping(self) -> None:
+        while True:
+            try:
+                self._work.get_nowait()()
+            except queue.Empty:
+                break
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + self.config.supervisor.check_interval_s
+            self.supervise()
+        if now >= self._next_metrics:
+            publishers = [s for s in self.sinks if isinstance(s, PublishesHealth)]
+            self._next_metrics = now + min((s.metrics_interval_s for s in publishers), default=60)
+            for sink in publishers:
+                sink.publish_metrics(self.stats())
+
     def run(self) -> int:
         log.info("agent started", extra={"device": self.config.device_id, "version": __version__})
-        self._start_sources()
+        threading.excepthook = self._thread_died
+        self.sources.start()
+        exhausted = False
         while not self.stop_event.is_set():
             if self.reload_event.is_set():
                 self.reload_event.clear()
@@ -244,8 +340,10 @@ class Agent:
             try:
                 block = self.queue.get(timeout=0.2)
             except queue.Empty:
-                if not any(t.is_alive() for t in self._threads):
-                    break  # every source is exhausted (replay finished, simulator duration)
+                self.sources.check()
+                if self.sources.exhausted():
+                    exhausted = True  # every source ended (a replay finished, a duration)
+                    break
                 continue
             self.dispatch(block)
             # Under load, take what else is waiting before one flush: one commit per batch.
@@ -254,65 +352,98 @@ class Agent:
                     self.dispatch(self.queue.get_nowait())
                 except queue.Empty:
                     break
-            self.flush_sinks()
+            self.fanout.flush()
         self.shutdown()
-        return 0
+        return self._verdict() if exhausted else 0
 
-    def flush_sinks(self) -> None:
-        for sink in self.sinks:
-            sink.flush()
+    def _verdict(self) -> int:
+        """A finite run that read samples but produced nothing, or lost a source, failed."""
+        problems = [
+            f"model {p.ref.id}: {reason}"
+            for p in self.pipelines
+            if (reason := p.no_output_reason()) is not None
+        ]
+        problems += [
+            f"source {slot.source.id} failed: {slot.error}"
+            for slot in self.sources.slots
+            if slot.state == "failed"
+        ]
+        for problem in problems:
+            log.error("run produced no results", extra={"problem": problem})
+            print(f"edge-agent: error: {problem}", file=sys.stderr)
+        return EXIT_NO_OUTPUT if problems else 0
 
     def shutdown(self) -> None:
-        """Stop sources, drain the queue within the timeout, close sinks."""
-        timeout = self.config.shutdown_timeout_s
-        deadline = time.monotonic() + timeout
-        self._stop_sources(timeout / 2)
+        """Stop sources, drain the queue, then give sinks the rest of `shutdown_timeout_s` to
+        deliver (an MQTT sink waits for acknowledgements) and close them."""
+        deadline = time.monotonic() + self.config.shutdown_timeout_s
+        self.sources.stop(self.config.shutdown_timeout_s / 4)
         while time.monotonic() < deadline:
             try:
                 self.dispatch(self.queue.get_nowait())
             except queue.Empty:
                 break
-        self.flush_sinks()
-        dropped = self.queue.qsize()
-        for sink in self.sinks:
-            sink.close()
-        log.info("agent stopped", extra={"stats": self.stats(), "undrained_blocks": dropped})
+        self.fanout.flush()
+        undrained = self.queue.qsize()
+        self.fanout.close(max(0.0, deadline - time.monotonic()))
+        log.info("agent stopped", extra={"stats": self.stats(), "undrained_blocks": undrained})
 
-    def reload(self) -> None:
+    def reload(self) -> Reply:
+        """Apply the config file again; on any error keep everything running as it was."""
         if self.config_path is None:
-            return
+            return {"ok": False, "error": "the agent was not started from a config file"}
         try:
             config = load_agent_config(self.config_path)
-            pipelines = build_pipelines(config, sinks=[])
+            check_sinks(config)
+            pipelines = build_pipelines(config)
             limiter = RateLimiter(config.log.repeat_interval_s)
             sources = [build_source(config, i, limiter) for i in range(len(config.sources))]
         except EdgeError as exc:
             log.error("reload failed; previous config keeps running", extra={"error": str(exc)})
             self.counters["reload_failures"] += 1
-            return
+            return {"ok": False, "error": str(exc), "kept": "previous config kept"}
         previous = {p.ref.id: p.seq for p in self.pipelines}
         for pipeline in pipelines:  # subscribers de-duplicate on seq: never restart it
             pipeline.seq = previous.get(pipeline.ref.id, 0)
-        self._stop_sources(self.config.shutdown_timeout_s / 2)
-        for block in iter_queue(self.queue):
-            self.dispatch(block)
-        for sink in self.sinks:
-            sink.close()  # close flushes
+        self.sources.stop(self.config.shutdown_timeout_s / 4)
+        while True:
+            try:
+                self.dispatch(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        self.fanout.flush()
         self.pipelines = pipelines
+        self.config, self.limiter = config, limiter
         self._attach_sinks(config)
-        self.config, self.sources = config, sources
-        self.limiter = limiter
-        self._start_sources()
+        self.sources = self._runner(config, sources)
+        self.sources.start()
         self.counters["reloads"] += 1
-        log.info("config reloaded", extra={"models": [p.ref.id for p in pipelines]})
+        models = [p.ref.id for p in pipelines]
+        log.info("config reloaded", extra={"models": models})
+        for sink in self.sinks:
+            if isinstance(sink, PublishesHealth):
+                sink.publish_status(models_changed=True)
+        return {"ok": True, "models": models, "sources": [s.id for s in config.sources]}
 
     def stats(self) -> dict[str, Any]:
+        states = self.sources.states()
         return {
+            "state": self.health.state,
+            "reasons": list(self.health.reasons),
             "agent": dict(self.counters),
             "uptime_s": round(time.time() - self.started_at, 3),
             "queue_blocks": self.queue.qsize(),
-            "sinks": {type(s).__name__: s.stats() for s in self.sinks if hasattr(s, "stats")},
-            "sources": {s.id: dict(s.counters) for s in self.sources},
+            "sinks": {
+                type(s).__name__: s.stats() for s in self.sinks if isinstance(s, ReportsStats)
+            },
+            "sources": {
+                slot.source.id: {
+                    "state": states[slot.source.id],
+                    "restarts": slot.restarts,
+                    **slot.source.counters,
+                }
+                for slot in self.sources.slots
+            },
             "models": {
                 p.ref.id: {"results": p.results, "seq": p.seq, **p.windower.counters}
                 for p in self.pipelines
@@ -329,11 +460,3 @@ class Agent:
             self.reload_event.set()
         else:
             self.stop_event.set()
-
-
-def iter_queue(q: queue.Queue[SampleBlock]):
-    while True:
-        try:
-            yield q.get_nowait()
-        except queue.Empty:
-            return

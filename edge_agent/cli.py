@@ -28,20 +28,23 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from edge_agent.agent import build_pipelines
+    from edge_agent.agent import build_pipelines, check_sinks
     from edge_agent.config import load_agent_config
 
     config = load_agent_config(args.config)
-    pipelines = build_pipelines(config, sinks=[])
+    pipelines = build_pipelines(config)
+    writable = check_sinks(config)
     print(f"{args.config}: ok, device '{config.device_id}'")
-    for pipeline, binding in zip(pipelines, config.models):
+    for pipeline in pipelines:
         runner = pipeline.runner
         print(
             f"  model {pipeline.ref.id}: {runner.manifest.name} {runner.manifest.version} "
-            f"({runner.manifest.task}) on {runner.backend}, source '{binding.source}'"
+            f"({runner.manifest.task}) on {runner.backend}, source '{pipeline.source}'"
         )
     for source in config.sources:
         print(f"  source {source.id}: {source.kind}")
+    for where in writable:
+        print(f"  {where}: writable")
     return 0
 
 
@@ -56,6 +59,7 @@ def _infer(args: argparse.Namespace) -> int:
     from edge_agent.config.models import AlarmConfig
     from edge_agent.config.sources import ReplaySourceConfig
     from edge_agent.pipeline import ModelPipeline
+    from edge_agent.recording import column_names
     from edge_agent.runtime import load_model
     from edge_agent.sinks.jsonl import JsonlSink
     from edge_agent.sources.replay import ReplaySource
@@ -79,8 +83,30 @@ def _infer(args: argparse.Namespace) -> int:
         pipeline.push(block)
         sink.flush()
 
-    source.run(push, threading.Event())
-    sink.close()
+    # The pipeline's live "no window" warning would only repeat the error printed at the end.
+    pipeline_log = logging.getLogger("edge_agent.pipeline")
+    level = pipeline_log.level
+    pipeline_log.setLevel(logging.ERROR)
+    try:
+        source.run(push, threading.Event())
+    finally:
+        pipeline_log.setLevel(level)
+        sink.close()
+    reason = pipeline.no_output_reason()
+    if reason is not None:  # zero results is a failure, not an empty success
+        rate = runner.manifest.input.sample_rate_hz
+        if (
+            rate
+            and not args.sample_rate
+            and pipeline.windower.stall_kind() == "discontinuities"
+            and args.time_column not in column_names(source.config.path)
+        ):
+            reason += (
+                f"; the recording has no '{args.time_column}' column, so rows were taken as one "
+                f"per second: give --sample-rate (the model expects {rate:g} Hz)"
+            )
+        print(f"edge-agent: error: {args.input}: {reason}", file=sys.stderr)
+        return 3
     rejected = dict(pipeline.windower.counters)
     print(
         f"{pipeline.results} results from {len(source.values)} samples"

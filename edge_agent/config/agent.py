@@ -30,11 +30,26 @@ class LogConfig(StrictModel):
     )
 
 
+class SupervisorConfig(StrictModel):
+    """How the agent watches itself. Every recovery (a new broker connection, a restarted
+    source) happens within `stall_timeout_s` of the MQTT sink plus one `check_interval_s`,
+    well inside the 60 s watchdog the systemd unit is meant to use."""
+
+    check_interval_s: float = Field(default=1.0, gt=0, le=10)
+    idle_after_s: float = Field(
+        default=30.0, gt=0, description="A source with no samples for this long is 'idle'."
+    )
+    restart_max_s: float = Field(
+        default=30.0, ge=1, description="Longest wait before restarting a crashed source."
+    )
+
+
 class AgentConfig(StrictModel):
     device_id: Identifier
     runtime: RuntimeConfig = RuntimeConfig()
     mqtt: MqttConfig | None = None
     log: LogConfig = LogConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
     queue_blocks: int = Field(default=256, ge=1, description="Sample blocks buffered per agent.")
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
     sources: list[SourceConfig] = Field(min_length=1)

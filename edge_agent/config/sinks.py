@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
-from edge_agent.schema import StrictModel
+from edge_agent.schema import Identifier, StrictModel
 
 
 class JsonlSinkConfig(StrictModel):
@@ -20,8 +20,14 @@ class MqttSinkConfig(StrictModel):
     """Publish results and alarms through a durable on-disk spool (see docs/mqtt.md)."""
 
     kind: Literal["mqtt"]
-    spool_dir: Path = Path("/var/lib/edge-agent/spool")
-    spool_max_mb: float = Field(default=100.0, gt=0)
+    spool_dir: Path | None = Field(
+        default=None,
+        description="Default: <state dir>/spool, the state dir being $STATE_DIRECTORY under "
+        "systemd, /var/lib/edge-agent for root, else $XDG_STATE_HOME/edge-agent.",
+    )
+    spool_max_mb: float = Field(
+        default=100.0, ge=0.5, description="Cap on the spool's files on disk (database + log)."
+    )
     spool_max_age_h: float = Field(default=168.0, gt=0)
     full_policy: Literal["drop_oldest", "drop_new"] = Field(
         default="drop_oldest",
@@ -29,7 +35,24 @@ class MqttSinkConfig(StrictModel):
         "kept over results either way.",
     )
     fsync: Literal["always", "normal", "off"] = "normal"
+    memory_max_mb: float = Field(
+        default=8.0,
+        gt=0,
+        description="While the disk refuses writes (full, read-only), messages wait in memory "
+        "up to this much; beyond it the oldest results are dropped (counted), alarms last.",
+    )
+    broker_id: Identifier | None = Field(
+        default=None,
+        description="Names the broker the spool belongs to; default host:port. Give one id to a "
+        "cluster reached through several addresses.",
+    )
     inflight: int = Field(default=256, ge=1, le=65535, description="Unacknowledged QoS 1 messages.")
+    stall_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="Connected, messages in flight, and no acknowledgement for this long: the "
+        "connection is replaced (a recovery, counted and logged).",
+    )
     metrics_interval_s: float = Field(default=30.0, gt=0)
     homeassistant: bool = Field(
         default=False, description="Publish Home Assistant MQTT discovery for this device."
@@ -38,6 +61,11 @@ class MqttSinkConfig(StrictModel):
     qos0_offline: Literal["drop", "spool"] = Field(
         default="drop",
         description="Metrics (QoS 0) while disconnected: count as dropped, or spool.",
+    )
+    response_topic_allow: list[str] | None = Field(
+        default=None,
+        description="If set, a command's MQTT v5 response topic must match one of these "
+        "filters (reserved device topics are refused whatever this says).",
     )
 
 

@@ -3,9 +3,9 @@ and paho's own reconnect backoff. No second reconnect loop exists anywhere in th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
-from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -29,20 +29,33 @@ class AgentClient(mqtt.Client):
             raise
 
 
-def watch_connection(client: AgentClient, log: logging.Logger, what: str) -> Callable[[], None]:
-    """Log why connection attempts fail, once per distinct reason, so a long outage or a
-    refused certificate does not flood the log. Returns the reporter for callers that detect
-    a failure themselves (a TLS 1.3 refusal shows up as a disconnect before CONNACK)."""
-    seen: list[str] = []
+class FailureReporter:
+    """Logs why connection attempts fail, once per distinct reason until the next successful
+    connect, so a long outage or a refused certificate does not flood the log (a TLS 1.3
+    refusal alternates between two reasons from one attempt to the next)."""
 
-    def report() -> None:
-        if not seen or seen[-1] != client.last_error:
-            seen.append(client.last_error)
-            log.warning(
-                f"{what}: cannot connect to broker; retrying with backoff",
-                extra={"error": client.last_error or "connection closed during handshake"},
-            )
+    def __init__(self, client: AgentClient, log: logging.Logger, what: str) -> None:
+        self.client, self.log, self.what = client, log, what
+        self._seen: set[str] = set()
 
+    def __call__(self) -> None:
+        reason = self.client.last_error
+        if reason in self._seen:
+            return
+        self._seen.add(reason)
+        self.log.warning(
+            f"{self.what}: cannot connect to broker; retrying with backoff",
+            extra={"error": reason or "connection closed during handshake"},
+        )
+
+    def connected(self) -> None:
+        self._seen.clear()
+
+
+def watch_connection(client: AgentClient, log: logging.Logger, what: str) -> FailureReporter:
+    """Report failed connection attempts (see FailureReporter). Callers also call it when they
+    see a failure themselves (a TLS 1.3 refusal shows up as a disconnect before CONNACK)."""
+    report = FailureReporter(client, log, what)
     client.on_connect_fail = lambda _client, _userdata: report()
     client.enable_logger(_error_catcher(client))
     return report
@@ -111,3 +124,18 @@ def connect_async(client: mqtt.Client, config: MqttConfig) -> None:
         )
     else:
         client.connect_async(config.host, config.port, config.keepalive_s)
+
+
+def network_alive(client: mqtt.Client) -> bool:
+    """Whether the thread started by `loop_start()` still runs. paho 2.x keeps it in `_thread`
+    and clears it when `loop_forever` ends (an exception raised by a callback ends it); paho
+    offers no public accessor, so this one function depends on that detail."""
+    thread = getattr(client, "_thread", None)
+    return thread is not None and thread.is_alive()
+
+
+def discard(client: mqtt.Client) -> None:
+    """Let a replaced client go: ask its loop to end, never join it (it may be wedged in a
+    callback), and ignore what a broken client says."""
+    with contextlib.suppress(Exception):
+        client.disconnect()

@@ -85,7 +85,10 @@ class StatusPayload(StrictModel):
     (and a clean shutdown) sets {"state": "offline", "device": ...}."""
 
     schema_version: Literal[1] | None = None
-    state: Literal["online", "offline"]
+    state: Literal["online", "degraded", "offline"]
+    reasons: list[str] | None = Field(
+        default=None, description="Why the agent is degraded (only then present)."
+    )
     device: str
     agent_version: str | None = None
     started_at: float | None = None
@@ -98,6 +101,8 @@ class MetricsPayload(StrictModel):
     model_config = ConfigDict(extra="allow")
     device: str
     ts: float
+    state: Literal["online", "degraded"]
+    reasons: list[str]
     uptime_s: float
     agent: dict[str, Any]
     sources: dict[str, dict[str, Any]]
@@ -115,12 +120,27 @@ class CommandReply(StrictModel):
     error: str | None = None
 
 
+class HealthEvent(StrictModel):
+    """Topic `<prefix>/<device>/health/event`, QoS 1, not retained: each change of the agent's
+    health (the retained status carries the current state)."""
+
+    device: str
+    ts: float
+    state: Literal["online", "degraded"]
+    severity: Literal["critical", "info"]
+    reasons: list[str] = Field(description="What is wrong now; empty when back to normal.")
+    previous_reasons: list[str]
+    published_at: float | None = None
+    historical: bool | None = None
+
+
 SCHEMAS = {
     "result": ResultPayload,
     "alarm": AlarmPayload,
     "status": StatusPayload,
     "metrics": MetricsPayload,
     "command-reply": CommandReply,
+    "health-event": HealthEvent,
 }
 
 

@@ -2,8 +2,9 @@
 
 Entities come from each model's task and manifest: a classifier gives a label sensor and a
 confidence sensor; an anomaly model a score sensor and a problem binary sensor; a RUL model a
-sensor in the manifest's units; every model an alarm binary sensor. Availability follows the
-agent's status topic, so entities go unavailable with the Last Will.
+sensor in the manifest's units; every model an alarm binary sensor; the device a diagnostic
+"agent degraded" problem sensor. Availability follows the agent's status topic, so entities go
+unavailable with the Last Will.
 """
 
 from __future__ import annotations
@@ -82,6 +83,16 @@ def discovery(prefix: str, topics: Topics, birth: dict[str, Any]) -> tuple[str, 
     components: dict[str, dict[str, Any]] = {}
     for model in birth.get("models", []):
         components.update(_entities(model, topics, device))
+    health = f"{node}_degraded"  # the agent's own health: on while its status says degraded
+    components[health] = {
+        "p": "binary_sensor",
+        "name": "agent degraded",
+        "unique_id": health,
+        "state_topic": topics.status,
+        "value_template": "{{ 'ON' if value_json.state == 'degraded' else 'OFF' }}",
+        "device_class": "problem",
+        "entity_category": "diagnostic",
+    }
     payload = {
         "device": {
             "identifiers": [node],
@@ -92,7 +103,8 @@ def discovery(prefix: str, topics: Topics, birth: dict[str, Any]) -> tuple[str, 
         },
         "origin": {"name": "edge-pdm", "sw_version": __version__},
         "availability_topic": topics.status,
-        "availability_template": "{{ value_json.state }}",
+        # Degraded still publishes: entities stay available and the health sensor says why.
+        "availability_template": "{{ 'offline' if value_json.state == 'offline' else 'online' }}",
         "payload_available": "online",
         "payload_not_available": "offline",
         "qos": 1,

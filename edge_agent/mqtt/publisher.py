@@ -1,20 +1,28 @@
 """The MQTT publisher: a sink that spools every event durably, then offers it to the broker.
 
-One sender thread owns publishing. After each (re)connect it publishes the retained birth
-message, then sends live messages first and the backlog (everything spooled before the
-connect, marked `historical`) in order beside them, so a long backlog never starves live
-results. paho re-sends its own unacknowledged messages after a reconnect; the spool covers
-everything else, including a crash of the agent. Reconnects are paho's own (capped
-exponential backoff); there is no second reconnect loop.
+One sender thread owns publishing. After each (re)connect it publishes the retained status,
+then sends live messages first and the backlog (everything spooled before the connect, marked
+`historical`) in order beside them, so a long backlog never starves live results. paho re-sends
+its own unacknowledged messages after a reconnect; the spool covers everything else, including
+a crash of the agent. Reconnects are paho's own (capped exponential backoff).
+
+Every paho callback runs behind the fault boundary, so nothing a broker or a requester sends
+can end paho's network thread. The agent's supervisor calls `supervise()` about once a second:
+a dead network thread, a dead sender, or a connection that stopped acknowledging
+(`stall_timeout_s`) is replaced by a new client, counted and logged, and reported as a problem
+until results flow again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,13 +31,55 @@ import paho.mqtt.client as mqtt
 from edge_agent.config.mqtt import MqttConfig
 from edge_agent.config.sinks import MqttSinkConfig
 from edge_agent.events import AlarmEvent, Event, Result
-from edge_agent.mqtt.client import connect_async, make_client, watch_connection
+from edge_agent.faults import Boundary
+from edge_agent.logs import RateLimiter
+from edge_agent.mqtt.client import (
+    AgentClient,
+    connect_async,
+    discard,
+    make_client,
+    network_alive,
+    watch_connection,
+)
+from edge_agent.mqtt.commands import Answer, CommandRouter, Handler, encode_reply
 from edge_agent.mqtt.homeassistant import discovery
 from edge_agent.mqtt.spool import PRIORITY_ALARM, PRIORITY_ROUTINE, Spool
 from edge_agent.mqtt.topics import Topics
+from edge_agent.paths import ensure_writable, state_dir
 
 log = logging.getLogger("edge_agent.mqtt")
-Command = Callable[[str, dict[str, Any]], dict[str, Any]]
+HEALTH_BACKLOG = 32  # health events kept while disconnected
+
+
+def broker_key(sink: MqttSinkConfig, broker: MqttConfig) -> str:
+    """The broker a spool belongs to: the configured id, else host:port (and TLS)."""
+    if sink.broker_id:
+        return sink.broker_id
+    return f"{broker.host}:{broker.port}" + (" tls" if broker.tls else "")
+
+
+def spool_path(sink: MqttSinkConfig, broker: MqttConfig, device: str) -> Path:
+    """One spool per device and broker, so a backlog is never delivered to another broker."""
+    key = broker_key(sink, broker)
+    readable = "".join(c if c.isalnum() or c in "-." else "_" for c in key.split(" ")[0])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    folder = sink.spool_dir if sink.spool_dir is not None else state_dir() / "spool"
+    return folder / f"{device}@{readable}-{digest}.sqlite3"
+
+
+def check_spool_dir(sink: MqttSinkConfig, broker: MqttConfig, device: str) -> Path:
+    """The spool's path, after proving its directory is writable (one ConfigError if not)."""
+    path = spool_path(sink, broker, device)
+    ensure_writable(path.parent, "spool directory")
+    return path
+
+
+def _other_backlogs(path: Path, device: str) -> list[str]:
+    return sorted(
+        p.name
+        for p in path.parent.glob(f"{device}@*.sqlite3")
+        if p != path and p.stat().st_size > 0
+    )
 
 
 class MqttPublisher:
@@ -39,24 +89,51 @@ class MqttPublisher:
         broker: MqttConfig,
         device: str,
         birth: Callable[[], dict[str, Any]],
-        on_command: Command | None = None,
+        handlers: Mapping[str, Handler] | None = None,
+        obeyed: Sequence[str] = (),
+        limiter: RateLimiter | None = None,
     ) -> None:
+        """`birth` gives the status payload; `handlers` answer commands; `obeyed` lists the
+        topic filters the device reads (sensor input), where no reply may ever be sent."""
         self.config = config
+        self.broker = broker
         self.topics = Topics(broker.topic_prefix, device)
         self.device = device
+        self.counters: Counter[str] = Counter()
+        self.limiter = limiter or RateLimiter(60.0)
+        self.boundary = Boundary(log, self.limiter, self.counters)
+        path = check_spool_dir(config, broker, device)
+        key = broker_key(config, broker)
         self.spool = Spool(
-            config.spool_dir / f"{device}.sqlite3",
+            path,
             max_bytes=int(config.spool_max_mb * 1024 * 1024),
             max_age_s=config.spool_max_age_h * 3600.0,
             full_policy=config.full_policy,
             fsync=config.fsync,
+            identity={"device": device, "broker": key},
+            memory_max_bytes=int(config.memory_max_mb * 1024 * 1024),
         )
-        self.counters: Counter[str] = Counter()
+        others = _other_backlogs(path, device)
+        log.info(
+            "spool opened",
+            extra={
+                "path": str(path),
+                "broker": key,
+                "backlog": self.spool.count,
+                **({"kept_for_other_brokers": others} if others else {}),
+            },
+        )
+        self.router = CommandRouter(
+            self.topics,
+            handlers or {},
+            [*self.topics.reserved(), *obeyed, f"{config.homeassistant_prefix}/#"],
+            config.response_topic_allow,
+            self.limiter,
+        )
         self._birth = birth
-        self._on_command = on_command
         # Lock discipline: paho calls on_publish while holding its own message lock, so none of
         # our locks is ever held while calling into paho. `_cond` is only for waiting;
-        # `_ack_lock` guards the in-flight bookkeeping.
+        # `_ack_lock` guards the in-flight bookkeeping and the cursors.
         self._cond = threading.Condition()
         self._ack_lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # paho mid -> spool id
@@ -72,22 +149,89 @@ class MqttPublisher:
         self._live_cursor = self._backlog_cursor = 0
         self._stopping = False
         self._news = True  # something may be sendable: set by flush, acks and connects
+        self._last_progress = time.monotonic()  # last ack, or when the window became non-empty
+        self._generation = 0
+        self._health_backlog: deque[bytes] = deque(maxlen=HEALTH_BACKLOG)
         self.connected_event = threading.Event()
+        self._client = self._start_client()
+        self._sender = self._start_sender()
 
-        client = make_client(broker, f"edge-agent-{device}")
-        offline = orjson.dumps({"state": "offline", "device": device})
+    # ---- client lifecycle ------------------------------------------------------------------
+    def _start_client(self) -> AgentClient:
+        """A new paho client whose callbacks ignore themselves once it has been replaced."""
+        self._generation += 1
+        generation = self._generation
+        client = make_client(self.broker, f"edge-agent-{self.device}")
+        offline = orjson.dumps({"state": "offline", "device": self.device})
         client.will_set(self.topics.status, offline, qos=1, retain=True)
-        client.max_inflight_messages_set(config.inflight)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        client.on_message = self._on_message
-        self._report_failure = watch_connection(client, log, "publisher")
-        self._client = client
-        connect_async(client, broker)
+        client.max_inflight_messages_set(self.config.inflight)
+
+        def current(name: str, fn: Callable[..., None]) -> Callable[..., None]:
+            def call(*args: Any) -> None:
+                if generation == self._generation:
+                    fn(*args)
+
+            return self.boundary.wrap(name, call)
+
+        client.on_connect = current("on_connect", self._on_connect)
+        client.on_disconnect = current("on_disconnect", self._on_disconnect)
+        client.on_publish = current("on_publish", self._on_publish)
+        client.on_message = current("on_message", self._on_message)
+        report = watch_connection(client, log, "publisher")
+        client.on_connect_fail = self.boundary.wrap("on_connect_fail", lambda *_: report())
+        self._report_failure = report
+        connect_async(client, self.broker)
         client.loop_start()
-        self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
-        self._sender.start()
+        return client
+
+    def _start_sender(self) -> threading.Thread:
+        sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
+        sender.start()
+        return sender
+
+    def _replace_client(self, why: str) -> None:
+        old = self._client
+        with self._ack_lock:
+            self._inflight.clear()
+            self._early.clear()
+            self._untracked.clear()
+        with self._cond:
+            self._connected = False
+        self.connected_event.clear()
+        self._client = self._start_client()  # new generation: the old one's callbacks go quiet
+        discard(old)
+        self.counters["recoveries"] += 1
+        log.warning("publisher recovered: new broker connection", extra={"cause": why})
+
+    def supervise(self) -> list[str]:
+        """Check the threads and delivery progress, recover what stopped; return what is wrong
+        now (empty when results can flow)."""
+        problems = []
+        if self._stopping:
+            return problems
+        now = time.monotonic()
+        if not self._sender.is_alive():
+            self.counters["recoveries"] += 1
+            log.warning("publisher recovered: sender thread restarted")
+            self._sender = self._start_sender()
+            problems.append("mqtt sender thread died; restarted")
+        with self._ack_lock:
+            waiting = len(self._inflight)
+        stalled_for = now - self._last_progress
+        if not network_alive(self._client):
+            self._replace_client("network thread ended")
+            problems.append("mqtt network thread ended; reconnecting")
+        elif self._connected and waiting and stalled_for > self.config.stall_timeout_s:
+            self._replace_client(
+                f"{waiting} messages unacknowledged for {stalled_for:.0f} s while connected"
+            )
+            problems.append(f"delivery stalled for {stalled_for:.0f} s; reconnecting")
+        self.spool.check()
+        if self.spool.fault is not None:
+            problems.append(
+                f"spool: {self.spool.fault}; holding {self.spool.overflow_count} in memory"
+            )
+        return problems
 
     # ---- Sink interface (agent thread) ---------------------------------------------------
     def emit(self, event: Event) -> None:
@@ -108,6 +252,10 @@ class MqttPublisher:
         self.spool.commit()
         self._notify()
 
+    @property
+    def metrics_interval_s(self) -> float:
+        return self.config.metrics_interval_s
+
     def publish_metrics(self, metrics: dict[str, Any]) -> None:
         """Periodic health (QoS 0): published if connected, else spooled or counted as dropped."""
         payload = orjson.dumps({"device": self.device, "ts": time.time(), **metrics})
@@ -119,21 +267,56 @@ class MqttPublisher:
         else:
             self.counters["metrics_dropped_offline"] += 1
 
+    def publish_status(self, models_changed: bool = False) -> None:
+        """Re-publish the retained status now (the agent's health changed); after a reload
+        that changed the models, Home Assistant discovery too."""
+        if self._connected:
+            self._publish_untracked(
+                self.topics.status, orjson.dumps(self._birth()), qos=1, retain=True
+            )
+            if models_changed and self.config.homeassistant:
+                self._announce_to_homeassistant()
+
+    def publish_health_event(self, event: dict[str, Any]) -> None:
+        """A health transition: sent at once when connected, else kept in memory (the last
+        HEALTH_BACKLOG) for the next connect. Not spooled: a full disk must not delay it."""
+        payload = orjson.dumps({"device": self.device, **event})
+        if self._connected:
+            self._publish_untracked(self.topics.health_event, payload, qos=1)
+        else:
+            if len(self._health_backlog) == self._health_backlog.maxlen:
+                self.counters["health_events_dropped"] += 1
+            self._health_backlog.append(payload)
+
     def sequence(self, model: str) -> int:
         return self.spool.sequence(model)
 
     def stats(self) -> dict[str, Any]:
+        with self._ack_lock:
+            inflight = len(self._inflight)
         return {
             "connected": self._connected,
+            "delivery": "stalled"
+            if self._connected
+            and inflight
+            and time.monotonic() - self._last_progress > self.config.stall_timeout_s
+            else "ok",
             "spool_messages": self.spool.count,
-            "spool_bytes": self.spool.bytes,
-            "inflight": len(self._inflight),
+            "spool_disk_bytes": self.spool.disk_bytes(),
+            "spool_fault": self.spool.fault,
+            "memory_held": self.spool.overflow_count,
+            "inflight": inflight,
             **self.spool.counters,
+            **self.router.counters,
             **self.counters,
         }
 
+    def undelivered(self) -> int:
+        return self.spool.count + self.spool.overflow_count - len(self._acked)
+
     def close(self, timeout: float = 5.0) -> None:
-        """Graceful stop: wait (bounded) for acknowledgements, publish offline, disconnect."""
+        """Graceful stop: while connected, wait up to `timeout` for every spooled message to be
+        acknowledged; publish offline; disconnect; say how many remain for the next start."""
         self.flush()
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -154,9 +337,14 @@ class MqttPublisher:
         self._client.disconnect()
         self._client.loop_stop()
         self._delete_acked()
+        remaining = self.undelivered()
         self.spool.close()
+        log.info(
+            "publisher stopped",
+            extra={"undelivered": remaining, "spool": str(self.spool.path)},
+        )
 
-    # ---- paho callbacks (network thread) -----------------------------------------------
+    # ---- paho callbacks (network thread, behind the boundary) --------------------------
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             self.counters["connect_refused"] += 1
@@ -164,18 +352,24 @@ class MqttPublisher:
             return
         self._publish_untracked(self.topics.status, orjson.dumps(self._birth()), qos=1, retain=True)
         client.subscribe(self.topics.commands, qos=1)
+        while self._health_backlog:
+            self._publish_untracked(self.topics.health_event, self._health_backlog.popleft(), 1)
         if self.config.homeassistant:
             self._announce_to_homeassistant()
             client.subscribe(f"{self.config.homeassistant_prefix}/status", qos=1)
+        boundary = self.spool.last_id()
         with self._cond:
             self._connected = True
-            self._boundary = self.spool.last_id()
-            self._backlog_cursor, self._live_cursor = 0, self._boundary
+            with self._ack_lock:
+                self._boundary = boundary
+                self._backlog_cursor, self._live_cursor = 0, boundary
+            self._last_progress = time.monotonic()
             self._news = True
             self._cond.notify_all()
         self.counters["connects"] += 1
+        self._report_failure.connected()
         self.connected_event.set()
-        log.info("connected to broker", extra={"backlog_up_to": self._boundary})
+        log.info("connected to broker", extra={"backlog_up_to": boundary})
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         with self._cond:
@@ -192,7 +386,7 @@ class MqttPublisher:
     def _publish_untracked(
         self, topic: str, payload: bytes, qos: int, retain: bool = False, properties: Any = None
     ) -> mqtt.MQTTMessageInfo:
-        """Publish something that is not in the spool (birth, replies, metrics, discovery), so
+        """Publish something that is not in the spool (status, replies, metrics, discovery), so
         that its acknowledgement is never mistaken for a spooled message's."""
         info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         with self._ack_lock:
@@ -207,10 +401,11 @@ class MqttPublisher:
             # Refused by the broker (e.g. an ACL): retrying cannot help, so it is counted, logged
             # once per reason, and removed like an acknowledged message.
             self.counters["rejected_by_broker"] += 1
-            if self.counters["rejected_by_broker"] == 1 or reason.getName() not in self._refusals:
+            if reason.getName() not in self._refusals:
                 self._refusals.add(reason.getName())
                 log.warning("broker rejected a message", extra={"reason": reason.getName()})
         with self._ack_lock:
+            self._last_progress = time.monotonic()
             if mid in self._untracked:
                 self._untracked.discard(mid)
                 return
@@ -226,34 +421,31 @@ class MqttPublisher:
         self._publish_untracked(topic, orjson.dumps(payload), qos=1, retain=True)
         self.counters["homeassistant_discovery"] += 1
 
-    def _on_message(self, client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, _client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic == f"{self.config.homeassistant_prefix}/status":
             if message.payload == b"online":  # Home Assistant restarted: announce again
                 self._announce_to_homeassistant()
             return
-        verb = message.topic.rsplit("/", 1)[-1]
-        try:
-            request = orjson.loads(message.payload) if message.payload else {}
-            if not isinstance(request, dict):
-                raise ValueError("command payload must be a JSON object")
-            reply = self._on_command(verb, request) if self._on_command else {"ok": False}
-        except (ValueError, orjson.JSONDecodeError) as exc:
-            reply = {"ok": False, "error": str(exc)}
-        except Exception as exc:  # an exception here would end paho's network thread
-            log.exception("command failed", extra={"command": verb})
-            reply = {"ok": False, "error": f"internal error: {type(exc).__name__}"}
-        self.counters[f"command:{verb}"] += 1
-        properties = getattr(message, "properties", None)
-        target = getattr(properties, "ResponseTopic", None) or self.topics.reply(verb)
-        response = mqtt.Properties(mqtt.PacketTypes.PUBLISH)
-        correlation = getattr(properties, "CorrelationData", None)
-        if correlation is not None:
-            response.CorrelationData = correlation
+        answer = self.router.handle(
+            message.topic, message.payload, getattr(message, "properties", None)
+        )
+        if answer is None:
+            return
+        if isinstance(answer.reply, Future):
+            answer.reply.add_done_callback(
+                self.boundary.wrap("command_reply", lambda _f: self._reply(message.topic, answer))
+            )
+        else:
+            self._reply(message.topic, answer)
+
+    def _reply(self, command_topic: str, answer: Answer) -> None:
+        reply = answer.reply.result() if isinstance(answer.reply, Future) else answer.reply
+        properties = None
+        if answer.correlation is not None:
+            properties = mqtt.Properties(mqtt.PacketTypes.PUBLISH)
+            properties.CorrelationData = answer.correlation
         self._publish_untracked(
-            target,
-            orjson.dumps({"command": verb, **reply}),
-            qos=1,
-            properties=response if correlation is not None else None,
+            answer.topic, encode_reply(command_topic, reply), qos=1, properties=properties
         )
 
     # ---- sender thread -------------------------------------------------------------------
@@ -267,7 +459,7 @@ class MqttPublisher:
 
     def _send_loop(self) -> None:
         """Wake on news (new messages, acknowledgements, a connect), never by polling, so a
-        result is offered to the broker as soon as its block is committed."""
+        result is offered to the broker as soon as its batch is committed."""
         while True:
             with self._cond:
                 while not self._stopping and not (
@@ -279,8 +471,17 @@ class MqttPublisher:
                 if self._stopping:
                     return
                 self._news = False
-            self._delete_acked()
-            if self._send_batch():
+            try:
+                self._delete_acked()
+                more = self._send_batch()
+            except Exception:  # counted and logged; the supervisor sees the sender alive
+                self.counters["faults:sender"] += 1
+                if self.limiter.allow("fault:sender"):
+                    log.exception("sender error; retrying", extra={"where": "mqtt sender"})
+                with self._cond:
+                    self._cond.wait(1.0)
+                more = True
+            if more:
                 with self._cond:  # there may be more: look again without waiting
                     self._news = True
 
@@ -291,38 +492,45 @@ class MqttPublisher:
 
     def _send_batch(self) -> int:
         """Publish up to the free in-flight room: live and backlog share it when both wait."""
-        room = self.config.inflight - len(self._inflight)
+        with self._ack_lock:
+            room = self.config.inflight - len(self._inflight)
+            live_after, backlog_after = self._live_cursor, self._backlog_cursor
+            boundary = self._boundary
+            inflight_ids = set(self._inflight.values())
         if room <= 0:
             return 0
-        live = self.spool.fetch(self._live_cursor, room)
-        backlog = self.spool.fetch(self._backlog_cursor, room, self._boundary)
+        live = self.spool.fetch(live_after, room)
+        backlog = self.spool.fetch(backlog_after, room, boundary)
         if live and backlog:
             live = live[: max(1, room // 2)]
             backlog = backlog[: room - len(live)]
-        with self._ack_lock:
-            inflight_ids = set(self._inflight.values())
-        now, sent = time.time(), 0
+        client, now, sent = self._client, time.time(), 0
         for row in live + backlog:
             if row.id not in inflight_ids:  # else paho is already re-sending it
-                if not self._connected:
+                if not self._connected or client is not self._client:
                     return sent
-                info = self._client.publish(
+                info = client.publish(
                     row.topic,
-                    _stamp(row.payload, now, row.id <= self._boundary),
+                    _stamp(row.payload, now, row.id <= boundary),
                     qos=row.qos,
                     retain=row.retain,
                 )
                 with self._ack_lock:
+                    if not self._inflight:
+                        self._last_progress = time.monotonic()
                     if row.qos == 0 or info.mid in self._early:
                         self._early.discard(info.mid)
                         self._acked.append(row.id)
                     else:
                         self._inflight[info.mid] = row.id
                 sent += 1
-            if row.id <= self._boundary:
-                self._backlog_cursor = max(self._backlog_cursor, row.id)
-            else:
-                self._live_cursor = max(self._live_cursor, row.id)
+            with self._ack_lock:
+                if boundary != self._boundary:
+                    return sent  # a reconnect reset the cursors meanwhile
+                if row.id <= boundary:
+                    self._backlog_cursor = max(self._backlog_cursor, row.id)
+                else:
+                    self._live_cursor = max(self._live_cursor, row.id)
         return sent
 
 

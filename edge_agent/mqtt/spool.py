@@ -6,12 +6,21 @@ SQLite in WAL mode. Writes are grouped per batch of sample blocks (one transacti
 `fsync = "always"` (synchronous=FULL) survives power loss; `"normal"` (synchronous=NORMAL)
 survives a crash or kill -9 of the agent but may lose the last transactions on power loss;
 `"off"` trusts the OS entirely.
-Bounded by bytes and age; when full, routine results are dropped before alarms, and every drop
-is counted by reason.
+
+Bounded by what it really takes on disk (database plus write-ahead log, which is checkpointed
+and truncated so it stays within an eighth of the cap) and by age; when full, routine results
+are dropped before alarms, and every drop is counted by reason.
+
+Storage faults (disk full, read-only remount, I/O errors, the file deleted under us) never end
+the agent: messages that cannot be written wait in a bounded in-memory overflow (alarms kept
+first, drops counted), `fault` names the problem, and every later commit retries at most every
+`retry_interval_s` until the disk takes them again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -20,8 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+SCHEMA_VERSION = 1
 SYNCHRONOUS = {"always": "FULL", "normal": "NORMAL", "off": "OFF"}
 PRIORITY_ROUTINE, PRIORITY_ALARM = 0, 1
+ROW_OVERHEAD = 48  # bytes a row costs beyond payload and topic: record header, id, index entry
+PAGE_FILL = 0.75  # share of a b-tree page that holds data after deletes at the front
+Row = tuple[str, bytes, int, int, int, float]  # topic, payload, qos, retain, priority, created
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +47,22 @@ class SpooledMessage:
     created: float
 
 
+def _cost(row: Row) -> int:
+    return len(row[1]) + len(row[0]) + ROW_OVERHEAD
+
+
+def _closed() -> sqlite3.Connection:
+    """A connection every use of which raises sqlite3.Error: the spool's state while its file
+    cannot be opened, so every path falls into the same fault handling."""
+    db = sqlite3.connect(":memory:", check_same_thread=False)
+    db.close()
+    return db
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 class Spool:
     def __init__(
         self,
@@ -42,30 +71,86 @@ class Spool:
         max_age_s: float = 7 * 86400.0,
         full_policy: Literal["drop_oldest", "drop_new"] = "drop_oldest",
         fsync: Literal["always", "normal", "off"] = "normal",
+        identity: dict[str, str] | None = None,
+        memory_max_bytes: int = 8 * 1024 * 1024,
+        retry_interval_s: float = 5.0,
     ) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_bytes, self.max_age_s, self.full_policy = max_bytes, max_age_s, full_policy
+        self.identity = dict(identity or {})
+        self.memory_max_bytes = memory_max_bytes
+        self.retry_interval_s = retry_interval_s
         self.counters: Counter[str] = Counter()
+        self.fault: str | None = None  # why the disk refuses writes now; None when healthy
+        self.fault_since: float | None = None
+        self._fsync = fsync
+        self._wal_budget = self.wal_budget(max_bytes)
+        self._data_budget = self.data_budget(max_bytes)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={SYNCHRONOUS[fsync]}")
-        self._db.execute(
+        self._overflow: list[Row] = []  # written-nowhere messages while the disk refuses
+        self._overflow_bytes = 0
+        self._undeleted: set[int] = set()  # acknowledged, but the delete failed: never re-send
+        self._next_retry = 0.0
+        self._next_expiry = 0.0
+        self._pending: list[Row] = []
+        self._pending_sequences: dict[str, int] = {}
+        self._sequences: dict[str, int] = {}
+        self._db, self._inode = _closed(), None
+        self._reopen()  # a disk that refuses at start is a fault like any other
+
+    def _reopen(self) -> bool:
+        try:
+            self._db = self._open()
+            return True
+        except (sqlite3.Error, OSError) as exc:
+            self._fail(exc)
+            return False
+
+    @staticmethod
+    def wal_budget(max_bytes: int) -> int:
+        """Room for the write-ahead log, which checkpoints at half of it and is truncated."""
+        return max(32 * 1024, max_bytes // 8)
+
+    @classmethod
+    def data_budget(cls, max_bytes: int) -> int:
+        """Room for messages, counted as payload + topic + ROW_OVERHEAD each."""
+        return max(0, int((max_bytes - cls.wal_budget(max_bytes)) * PAGE_FILL))
+
+    # ---- opening ----------------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={SYNCHRONOUS[self._fsync]}")
+        db.execute(f"PRAGMA wal_autocheckpoint={max(8, self._wal_budget // page_size // 2)}")
+        db.execute(f"PRAGMA journal_size_limit={self._wal_budget // 2}")
+        db.executescript(
             "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, "
             "topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL, "
-            "retain INTEGER NOT NULL, priority INTEGER NOT NULL, created REAL NOT NULL)"
+            "retain INTEGER NOT NULL, priority INTEGER NOT NULL, created REAL NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS sequences (model TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE INDEX IF NOT EXISTS by_priority ON messages (priority, id);"
         )
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS sequences (model TEXT PRIMARY KEY, seq INTEGER NOT NULL)"
+        stored = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        for key, value in self.identity.items():
+            if key in stored and stored[key] != value:
+                db.close()
+                raise ValueError(
+                    f"{self.path} was written for {key} {stored[key]!r}, not {value!r}"
+                )
+        db.executemany(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+            [("schema_version", str(SCHEMA_VERSION)), *self.identity.items()],
         )
-        self._db.execute("CREATE INDEX IF NOT EXISTS by_priority ON messages (priority, id)")
-        row = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM messages")
-        self.count, self.bytes = row.fetchone()
-        self._in_transaction = False
-        self._next_expiry = 0.0
-        self._pending: list[tuple] = []
-        self._pending_sequences: dict[str, int] = {}
+        self._sequences = dict(db.execute("SELECT model, seq FROM sequences").fetchall())
+        row = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload) + LENGTH(topic)), 0) FROM messages"
+        ).fetchone()
+        self.count, self.bytes = row[0], row[1] + row[0] * ROW_OVERHEAD
+        self._inode = os.stat(self.path).st_ino
+        return db
 
     # ---- writing (agent thread) -------------------------------------------------------------
     def put(self, topic: str, payload: bytes, qos: int, retain: bool, priority: int) -> None:
@@ -78,119 +163,249 @@ class Spool:
 
     def sequence(self, model: str) -> int:
         with self._lock:
-            row = self._db.execute("SELECT seq FROM sequences WHERE model = ?", (model,)).fetchone()
-        return int(row[0]) if row else 0
+            return max(self._sequences.get(model, 0), self._pending_sequences.get(model, 0))
 
     def commit(self) -> None:
-        """Write everything queued since the last commit in one transaction."""
+        """Write everything queued since the last commit in one transaction; while the disk
+        refuses, keep it in memory and retry no more often than `retry_interval_s`."""
         pending, self._pending = self._pending, []
         sequences, self._pending_sequences = self._pending_sequences, {}
         with self._lock:
-            admitted = []
-            for row in pending:
-                if self._make_room(len(row[1]), row[4]):
-                    admitted.append(row)
-                    self.count += 1
-                    self.bytes += len(row[1])
-                else:
-                    self.counters["dropped_full_new"] += 1
-            if admitted or sequences:
-                self._begin()
-                self._db.executemany(
-                    "INSERT INTO messages (topic, payload, qos, retain, priority, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    admitted,
-                )
-                self._db.executemany(
-                    "INSERT INTO sequences (model, seq) VALUES (?, ?) "
-                    "ON CONFLICT(model) DO UPDATE SET seq = excluded.seq",
-                    list(sequences.items()),
-                )
-                self.counters["spooled"] += len(admitted)
-            if self._in_transaction:
-                self._db.execute("COMMIT")
-                self._in_transaction = False
+            self._sequences.update(sequences)
+            if self.fault is not None:
+                self._hold(pending)
+                if time.monotonic() < self._next_retry:
+                    return
+                if self._inode is None and not self._reopen():
+                    return
+                pending, self._overflow, self._overflow_bytes = self._overflow, [], 0
+                sequences = dict(self._sequences)
+            try:
+                self._write(pending, sequences)
+            except sqlite3.Error as exc:
+                self._rollback()
+                self._hold(pending)
+                self._fail(exc)
+                return
+            if self.fault is not None:
+                self._recovered(len(pending))
 
-    def _begin(self) -> None:
-        if not self._in_transaction:
-            self._db.execute("BEGIN")
-            self._in_transaction = True
-
-    def _make_room(self, size: int, priority: int) -> bool:
-        """Apply the age limit and the full policy; False if the new message must be dropped."""
+    def _write(self, rows: list[Row], sequences: dict[str, int]) -> None:
+        if not rows and not sequences:
+            return
+        self._db.execute("BEGIN")
         self._expire()
-        if self.bytes + size <= self.max_bytes:
+        admitted = [row for row in rows if self._make_room(row)]
+        self._db.executemany(
+            "INSERT INTO messages (topic, payload, qos, retain, priority, created) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            admitted,
+        )
+        self._db.executemany(
+            "INSERT INTO sequences (model, seq) VALUES (?, ?) "
+            "ON CONFLICT(model) DO UPDATE SET seq = excluded.seq",
+            list(sequences.items()),
+        )
+        self._db.execute("COMMIT")
+        self.counters["spooled"] += len(admitted)
+
+    def _make_room(self, row: Row) -> bool:
+        """Apply the full policy inside the open transaction and count `row` in; False if it
+        must be dropped. A rolled-back transaction recounts from the database."""
+        size, priority = _cost(row), row[4]
+        if self.bytes + size <= self._data_budget:
+            self.bytes += size
+            self.count += 1
             return True
         if self.full_policy == "drop_new" and priority == PRIORITY_ROUTINE:
+            self.counters["dropped_full_new"] += 1
             return False
         # Oldest routine messages go first; alarms only when nothing routine is left.
         for level in (PRIORITY_ROUTINE, PRIORITY_ALARM):
             if level > priority:
                 break
-            while self.bytes + size > self.max_bytes:
-                row = self._db.execute(
-                    "SELECT id, LENGTH(payload) FROM messages WHERE priority = ? "
-                    "ORDER BY id LIMIT 1",
+            while self.bytes + size > self._data_budget:
+                victim = self._db.execute(
+                    "SELECT id, LENGTH(payload) + LENGTH(topic) FROM messages "
+                    "WHERE priority = ? ORDER BY id LIMIT 1",
                     (level,),
                 ).fetchone()
-                if row is None:
+                if victim is None:
                     break
-                self._begin()
-                self._db.execute("DELETE FROM messages WHERE id = ?", (row[0],))
+                self._db.execute("DELETE FROM messages WHERE id = ?", (victim[0],))
                 self.count -= 1
-                self.bytes -= row[1]
+                self.bytes -= victim[1] + ROW_OVERHEAD
                 self.counters["dropped_full_oldest_alarm" if level else "dropped_full_oldest"] += 1
-        return self.bytes + size <= self.max_bytes
+        if self.bytes + size > self._data_budget:
+            self.counters["dropped_full_new"] += 1
+            return False
+        self.bytes += size
+        self.count += 1
+        return True
 
     def _expire(self) -> None:
         now = time.time()
         if now < self._next_expiry:
             return
         self._next_expiry = now + 1.0  # an age limit needs no sub-second precision
-        cutoff = now - self.max_age_s
-        self._begin()
-        cursor = self._db.execute(
-            "DELETE FROM messages WHERE created < ? RETURNING LENGTH(payload)", (cutoff,)
-        )
-        removed = cursor.fetchall()
+        removed = self._db.execute(
+            "DELETE FROM messages WHERE created < ? RETURNING LENGTH(payload) + LENGTH(topic)",
+            (now - self.max_age_s,),
+        ).fetchall()
         if removed:
             self.count -= len(removed)
-            self.bytes -= sum(r[0] for r in removed)
+            self.bytes -= sum(r[0] + ROW_OVERHEAD for r in removed)
             self.counters["dropped_expired"] += len(removed)
+
+    # ---- storage faults ---------------------------------------------------------------------
+    def _rollback(self) -> None:
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        self._recount()
+
+    def _recount(self) -> None:
+        """Totals from the database itself after a failed transaction (or keep the last)."""
+        try:
+            row = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload) + LENGTH(topic)), 0) FROM messages"
+            ).fetchone()
+            self.count, self.bytes = row[0], row[1] + row[0] * ROW_OVERHEAD
+        except sqlite3.Error:
+            pass
+
+    def _hold(self, rows: list[Row]) -> None:
+        """Keep rows in memory, bounded: routine results are dropped before alarms."""
+        for row in rows:
+            self._overflow.append(row)
+            self._overflow_bytes += _cost(row)
+        while self._overflow_bytes > self.memory_max_bytes and self._overflow:
+            victim = next((i for i, r in enumerate(self._overflow) if r[4] == PRIORITY_ROUTINE), 0)
+            row = self._overflow.pop(victim)
+            self._overflow_bytes -= _cost(row)
+            self.counters[
+                "dropped_memory_full_alarm" if row[4] == PRIORITY_ALARM else "dropped_memory_full"
+            ] += 1
+
+    def _fail(self, exc: BaseException) -> None:
+        self._next_retry = time.monotonic() + self.retry_interval_s
+        self.counters["write_failures"] += 1
+        if self.fault is None:
+            self.fault = f"cannot write {self.path}: {_describe(exc)}"
+            self.fault_since = time.time()
+
+    def _recovered(self, written: int) -> None:
+        self.fault, self.fault_since = None, None
+        self.counters["recoveries"] += 1
+        self.counters["written_from_memory"] += written
+
+    def check(self) -> None:
+        """Notice a spool file deleted or replaced under us (writes would go to an unlinked
+        file and vanish): move what the open file still holds into a new one at the path."""
+        with self._lock:
+            if self._inode is None:
+                return  # not open: commit() retries
+            try:
+                if os.stat(self.path).st_ino == self._inode:
+                    return
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self._fail(exc)
+                return
+            try:
+                rows = self._db.execute(
+                    "SELECT topic, payload, qos, retain, priority, created FROM messages "
+                    "ORDER BY id"
+                ).fetchall()
+            except sqlite3.Error:
+                rows = []
+                self.counters["lost_with_file"] += self.count
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self.counters["file_recreated"] += 1
+            self._undeleted.clear()
+            self._db, self._inode = _closed(), None
+            self.count = self.bytes = 0
+            self._hold(rows)
+            self._fail(FileNotFoundError(f"{self.path} was deleted or replaced"))
+            self._next_retry = 0.0
+            self.commit()
+
+    @property
+    def overflow_count(self) -> int:
+        return len(self._overflow)
+
+    def disk_bytes(self) -> int:
+        """What the spool really occupies: database plus write-ahead log."""
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                total += os.stat(f"{self.path}{suffix}").st_size
+        return total
 
     # ---- reading and acknowledging (sender thread) -------------------------------------------
     def fetch(self, after_id: int, limit: int, max_id: int | None = None) -> list[SpooledMessage]:
-        """Messages with after_id < id (<= max_id), oldest first."""
+        """Messages with after_id < id (<= max_id), oldest first; none while unreadable."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT id, topic, payload, qos, retain, created FROM messages "
-                "WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
-                (after_id, max_id if max_id is not None else 2**62, limit),
-            ).fetchall()
-        return [SpooledMessage(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+            try:
+                rows = self._db.execute(
+                    "SELECT id, topic, payload, qos, retain, created FROM messages "
+                    "WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+                    (after_id, max_id if max_id is not None else 2**62, limit),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                self._fail(exc)
+                return []
+        return [
+            SpooledMessage(r[0], r[1], r[2], r[3], bool(r[4]), r[5])
+            for r in rows
+            if r[0] not in self._undeleted
+        ]
 
     def last_id(self) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0])
+            try:
+                return int(
+                    self._db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
+                )
+            except sqlite3.Error as exc:
+                self._fail(exc)
+                return 0
 
     def delete(self, ids: list[int]) -> None:
-        """Forget acknowledged messages (committed at once: an ack is final)."""
+        """Forget acknowledged messages (committed at once: an ack is final). If the disk
+        refuses, they are remembered and never offered again, and the delete is retried."""
         with self._lock:
-            self._begin()
-            for first in range(0, len(ids), 500):
-                chunk = ids[first : first + 500]
-                marks = ",".join("?" * len(chunk))
-                removed = self._db.execute(
-                    f"DELETE FROM messages WHERE id IN ({marks}) RETURNING LENGTH(payload)", chunk
-                ).fetchall()
-                self.count -= len(removed)
-                self.bytes -= sum(r[0] for r in removed)
-                self.counters["acknowledged"] += len(removed)
-            if self._in_transaction:
+            ids = [*self._undeleted, *ids]
+            if not ids:
+                return
+            try:
+                self._db.execute("BEGIN")
+                removed = 0
+                for first in range(0, len(ids), 500):
+                    chunk = ids[first : first + 500]
+                    marks = ",".join("?" * len(chunk))
+                    sizes = self._db.execute(
+                        f"DELETE FROM messages WHERE id IN ({marks}) "
+                        "RETURNING LENGTH(payload) + LENGTH(topic)",
+                        chunk,
+                    ).fetchall()
+                    removed += len(sizes)
+                    self.bytes -= sum(s[0] + ROW_OVERHEAD for s in sizes)
                 self._db.execute("COMMIT")
-                self._in_transaction = False
+            except sqlite3.Error as exc:
+                self._rollback()
+                self._undeleted.update(ids)
+                self._fail(exc)
+                return
+            self.count -= removed
+            self.counters["acknowledged"] += removed
+            self._undeleted.clear()
 
     def close(self) -> None:
         self.commit()
-        with self._lock:
+        with self._lock, contextlib.suppress(sqlite3.Error):
             self._db.close()

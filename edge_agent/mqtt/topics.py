@@ -1,5 +1,5 @@
-"""The MQTT topic contract (docs/mqtt.md). Every id placed in a topic is validated elsewhere
-(config and manifest schemas), so no level can hold '+', '#' or '/'."""
+"""The MQTT topic contract (docs/mqtt.md), defined once. Every id placed in a topic is checked
+against the one identifier rule, so no level can hold '+', '#' or '/'."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ def checked(level: str) -> str:
 
 class Topics:
     def __init__(self, prefix: str, device: str) -> None:
-        self.base = f"{checked(prefix)}/{checked(device)}"
+        self.prefix = checked(prefix)
+        self.base = f"{self.prefix}/{checked(device)}"
 
     @property
     def status(self) -> str:
@@ -23,6 +24,10 @@ class Topics:
     @property
     def metrics(self) -> str:
         return f"{self.base}/metrics"
+
+    @property
+    def health_event(self) -> str:
+        return f"{self.base}/health/event"
 
     @property
     def commands(self) -> str:
@@ -39,3 +44,20 @@ class Topics:
 
     def reply(self, verb: str) -> str:
         return f"{self.base}/cmd/{checked(verb)}/reply"
+
+    def reserved(self) -> list[str]:
+        """Filters for every topic any device under this prefix publishes or obeys: a command's
+        response topic may never match one of them."""
+        p = self.prefix
+        return [
+            f"{p}/+/status",
+            f"{p}/+/metrics",
+            f"{p}/+/health",
+            f"{p}/+/health/#",
+            f"{p}/+/cmd/#",
+            f"{p}/+/+/result",
+            f"{p}/+/+/alarm",
+            f"{p}/+/+/alarm/#",
+            f"{p}/+/+/deployment",
+            f"{p}/+/+/deployment/#",
+        ]

@@ -1,8 +1,12 @@
-"""What the pipeline needs from a sink: take an event, and close when the agent stops."""
+"""What the pipeline needs from a sink, and the optional capabilities the agent looks for.
+
+Capabilities are typed protocols checked with isinstance, so a sink states what it can do by
+having the methods, and the agent never probes attributes by name.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from edge_agent.events import Event
 
@@ -14,4 +18,32 @@ class Sink(Protocol):
         """Called after each batch of sample blocks, so durable I/O is paid per batch."""
         ...
 
-    def close(self) -> None: ...
+    def close(self, timeout: float) -> None:
+        """Deliver what can be delivered within `timeout` seconds, then release everything."""
+        ...
+
+
+@runtime_checkable
+class KeepsSequence(Protocol):
+    """Remembers each model's last result sequence number across restarts."""
+
+    def sequence(self, model: str) -> int: ...
+
+
+@runtime_checkable
+class ReportsStats(Protocol):
+    def stats(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class PublishesHealth(Protocol):
+    """Carries the agent's status, metrics and health events to subscribers."""
+
+    @property
+    def metrics_interval_s(self) -> float: ...
+
+    def publish_metrics(self, metrics: dict[str, Any]) -> None: ...
+
+    def publish_status(self, models_changed: bool = False) -> None: ...
+
+    def publish_health_event(self, event: dict[str, Any]) -> None: ...

@@ -29,7 +29,7 @@ class JsonlSink:
         if self._fsync:
             os.fsync(self._handle.fileno())
 
-    def close(self) -> None:
+    def close(self, timeout: float = 0.0) -> None:
         self.flush()
         if self._own:
             self._handle.close()

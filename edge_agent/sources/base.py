@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from edge_agent.stream.blocks import SampleBlock
 
@@ -23,3 +23,18 @@ class Source(Protocol):
     def run(self, emit: Emit, stop: threading.Event) -> None:
         """Produce blocks until `stop` is set or the source is exhausted."""
         ...
+
+
+@runtime_checkable
+class FiniteSource(Protocol):
+    """A source that may end on its own (a replay, a simulator with a duration). A finite source
+    that crashes is not restarted: it would repeat what it already sent."""
+
+    finite: bool
+
+
+@runtime_checkable
+class AcceptsFaults(Protocol):
+    """A simulated machine whose fault can be switched at run time (the `fault` command)."""
+
+    def set_fault(self, fault: str, severity: float = 1.0) -> None: ...

@@ -1,18 +1,31 @@
-"""Samples from an MQTT subscription (JSON row/block or binary block payloads)."""
+"""Samples from an MQTT subscription (JSON row/block or binary block payloads).
+
+Callbacks run behind the fault boundary; `supervise()` replaces a client whose network thread
+has ended, so one bad message can never silence the input.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from edge_agent.config.mqtt import MqttConfig
 from edge_agent.config.sources import MqttSourceConfig
+from edge_agent.faults import Boundary
 from edge_agent.logs import RateLimiter
-from edge_agent.mqtt.client import connect_async, make_client, watch_connection
+from edge_agent.mqtt.client import (
+    AgentClient,
+    connect_async,
+    discard,
+    make_client,
+    network_alive,
+    watch_connection,
+)
 from edge_agent.sources.base import Emit
 from edge_agent.sources.payloads import PayloadError, parse
 
@@ -27,60 +40,91 @@ class MqttSource:
         self.config = config
         self.counters: Counter[str] = Counter()
         self._broker = broker
-        self._client = make_client(broker, f"edge-agent-{device_id}-in-{config.id}")
+        self._client_id = f"edge-agent-{device_id}-in-{config.id}"
         self._limiter = limiter
+        self._boundary = Boundary(log, limiter, self.counters)
+        self._client: AgentClient | None = None
+        self._emit: Emit | None = None
+        self._generation = 0
         self.connected = threading.Event()
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
-        client = self._client
-
-        def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-            if reason.is_failure:
-                self.counters["connect_refused"] += 1
-                log.warning(
-                    "source connect refused", extra={"source": self.id, "reason": str(reason)}
-                )
-                return
-            c.subscribe(self.config.topic, qos=self.config.qos)
-            self.connected.set()
-
-        def on_message(_c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-            self.counters["messages"] += 1
-            try:
-                block = parse(self.id, message.payload)
-            except PayloadError as exc:
-                self.counters[f"rejected:{exc.reason}"] += 1
-                if self._limiter.allow(f"{self.id}:{exc.reason}"):
-                    log.warning(
-                        "payload rejected",
-                        extra={
-                            "source": self.id,
-                            "topic": message.topic,
-                            "reason": exc.reason,
-                            "detail": str(exc),
-                            "count": self.counters[f"rejected:{exc.reason}"],
-                        },
-                    )
-                return
-            emit(block)
-
-        client.on_connect = on_connect
-        client.on_message = on_message
-        report_failure = watch_connection(client, log, f"source {self.id}")
-
-        def on_disconnect(_c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-            if self.connected.is_set():
-                self.connected.clear()
-                self.counters["disconnects"] += 1
-                log.warning("source disconnected", extra={"source": self.id, "reason": str(reason)})
-            else:
-                report_failure()
-
-        client.on_disconnect = on_disconnect
-        connect_async(client, self._broker)
-        client.loop_start()
+        self._emit = emit
+        self._client = self._start_client()
         try:
             stop.wait()
         finally:
-            client.disconnect()
-            client.loop_stop()
+            self._generation += 1  # late callbacks of the last client go quiet
+            self._client.disconnect()
+            self._client.loop_stop()
+
+    def supervise(self) -> list[str]:
+        """Replace the client if its network thread ended (e.g. a callback bug escaped)."""
+        if self._client is None or network_alive(self._client):
+            return []
+        old = self._client
+        self._client = self._start_client()
+        discard(old)
+        self.counters["recoveries"] += 1
+        log.warning("source recovered: new broker connection", extra={"source": self.id})
+        return ["network thread ended; reconnecting"]
+
+    def _start_client(self) -> AgentClient:
+        self._generation += 1
+        generation = self._generation
+        client = make_client(self._broker, self._client_id)
+
+        def current(name: str, fn: Callable[..., None]) -> Callable[..., None]:
+            def call(*args: Any) -> None:
+                if generation == self._generation:
+                    fn(*args)
+
+            return self._boundary.wrap(name, call)
+
+        report = watch_connection(client, log, f"source {self.id}")
+        self._report_failure = report
+        client.on_connect = current("on_connect", self._on_connect)
+        client.on_message = current("on_message", self._on_message)
+        client.on_disconnect = current("on_disconnect", self._on_disconnect)
+        client.on_connect_fail = self._boundary.wrap("on_connect_fail", lambda *_: report())
+        connect_async(client, self._broker)
+        client.loop_start()
+        return client
+
+    def _on_connect(self, c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self.counters["connect_refused"] += 1
+            log.warning("source connect refused", extra={"source": self.id, "reason": str(reason)})
+            return
+        c.subscribe(self.config.topic, qos=self.config.qos)
+        self._report_failure.connected()
+        self.connected.set()
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        self.counters["messages"] += 1
+        try:
+            block = parse(self.id, message.payload)
+        except PayloadError as exc:
+            self.counters[f"rejected:{exc.reason}"] += 1
+            if self._limiter.allow(f"{self.id}:{exc.reason}"):
+                log.warning(
+                    "payload rejected",
+                    extra={
+                        "source": self.id,
+                        "topic": message.topic,
+                        "reason": exc.reason,
+                        "detail": str(exc),
+                        "count": self.counters[f"rejected:{exc.reason}"],
+                    },
+                )
+            return
+        assert self._emit is not None
+        self._emit(block)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if self.connected.is_set():
+            self.connected.clear()
+            self.counters["disconnects"] += 1
+            log.warning("source disconnected", extra={"source": self.id, "reason": str(reason)})
+        else:
+            self._report_failure()

@@ -35,6 +35,7 @@ class ReplaySource:
     def __init__(self, config: ReplaySourceConfig) -> None:
         self.id = config.id
         self.config = config
+        self.finite = not config.loop
         self.counters: Counter[str] = Counter()
         self.channels, self.values, self.times = load_recording(config)
 

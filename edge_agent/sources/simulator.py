@@ -17,6 +17,7 @@ class SimulatorSource:
     def __init__(self, config: SimulatorSourceConfig, start_time: float | None = None) -> None:
         self.id = config.id
         self.config = config
+        self.finite = config.duration_s is not None
         self.counters: Counter[str] = Counter()
         self.sim = VibrationSimulator(
             MachineConditions(

@@ -1,17 +1,32 @@
-"""The on-disk spool: durable across reopen, bounded, alarms kept over results, drops counted."""
+"""The on-disk spool: durable across reopen, bounded by its real size on disk, alarms kept over
+results, storage faults held in memory and recovered, every drop counted."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from edge_agent.mqtt.spool import PRIORITY_ALARM, PRIORITY_ROUTINE, Spool
+import pytest
+
+from edge_agent.mqtt.spool import PRIORITY_ALARM, PRIORITY_ROUTINE, ROW_OVERHEAD, Spool
+
+ROW = 100 + len("t") + ROW_OVERHEAD  # what one `_fill` message costs against the cap
 
 
 def _fill(spool: Spool, n: int, priority: int = PRIORITY_ROUTINE, size: int = 100) -> None:
     for i in range(n):
         spool.put("t", bytes([i % 256]) * size, 1, False, priority)
     spool.commit()
+
+
+def _capacity_for(rows: int) -> int:
+    """A max_bytes whose data budget holds exactly `rows` test rows."""
+    max_bytes = 64 * 1024
+    while Spool.data_budget(max_bytes) // ROW < rows:
+        max_bytes += 256
+    while Spool.data_budget(max_bytes) // ROW > rows:
+        max_bytes -= 1
+    return max_bytes
 
 
 def test_committed_messages_survive_reopen_and_uncommitted_do_not(tmp_path: Path) -> None:
@@ -22,7 +37,7 @@ def test_committed_messages_survive_reopen_and_uncommitted_do_not(tmp_path: Path
     spool.set_sequence("m", 5)
     spool._db.close()  # as if the process died here: the open transaction is lost
     reopened = Spool(tmp_path / "s.db")
-    assert reopened.count == 5 and reopened.bytes == 500
+    assert reopened.count == 5 and reopened.bytes == 5 * ROW
     assert [m.id for m in reopened.fetch(0, 10)] == [1, 2, 3, 4, 5]
     assert reopened.sequence("m") == 0  # it was in the lost transaction too
 
@@ -40,11 +55,11 @@ def test_ack_deletes_and_fetch_respects_bounds(tmp_path: Path) -> None:
 
 def test_drop_oldest_keeps_alarms(tmp_path: Path) -> None:
     """Test that when full, the oldest results go first and alarms survive."""
-    spool = Spool(tmp_path / "s.db", max_bytes=1000)
+    spool = Spool(tmp_path / "s.db", max_bytes=_capacity_for(10))
     _fill(spool, 2, PRIORITY_ALARM)
     _fill(spool, 8)
-    _fill(spool, 5)  # 500 more bytes: five oldest results must go
-    assert spool.bytes <= 1000
+    _fill(spool, 5)  # five more rows: the five oldest results must go
+    assert spool.count == 10
     assert spool.counters["dropped_full_oldest"] == 5
     rows = spool._db.execute("SELECT priority FROM messages ORDER BY id").fetchall()
     assert [r[0] for r in rows[:2]] == [PRIORITY_ALARM, PRIORITY_ALARM]
@@ -52,7 +67,7 @@ def test_drop_oldest_keeps_alarms(tmp_path: Path) -> None:
 
 def test_drop_new_refuses_results_but_admits_alarms(tmp_path: Path) -> None:
     """Test that drop_new refuses a new result when full, yet an alarm displaces old results."""
-    spool = Spool(tmp_path / "s.db", max_bytes=500, full_policy="drop_new")
+    spool = Spool(tmp_path / "s.db", max_bytes=_capacity_for(5), full_policy="drop_new")
     _fill(spool, 5)
     _fill(spool, 1)
     assert spool.counters["dropped_full_new"] == 1 and spool.count == 5
@@ -63,7 +78,7 @@ def test_drop_new_refuses_results_but_admits_alarms(tmp_path: Path) -> None:
 
 def test_alarms_alone_are_dropped_oldest_first(tmp_path: Path) -> None:
     """Test that with only alarms left, the oldest alarm makes room and that is counted."""
-    spool = Spool(tmp_path / "s.db", max_bytes=300)
+    spool = Spool(tmp_path / "s.db", max_bytes=_capacity_for(3))
     _fill(spool, 3, PRIORITY_ALARM)
     _fill(spool, 1, PRIORITY_ALARM)
     assert spool.counters["dropped_full_oldest_alarm"] == 1
@@ -78,3 +93,85 @@ def test_age_limit_expires_old_messages(tmp_path: Path) -> None:
     spool._next_expiry = 0.0  # expiry runs at most once a second; do not wait for that here
     _fill(spool, 1)
     assert spool.counters["dropped_expired"] == 3 and spool.count == 1
+
+
+def test_files_on_disk_stay_within_the_cap_under_churn(tmp_path: Path) -> None:
+    """Test that database plus write-ahead log stay under max_bytes while far more than the cap
+    is written, acknowledged and dropped (the log is checkpointed and truncated)."""
+    cap = 512 * 1024
+    spool = Spool(tmp_path / "s.db", max_bytes=cap)
+    largest = 0
+    for batch in range(300):
+        _fill(spool, 40, size=300)
+        if batch % 3 == 0:
+            spool.delete([m.id for m in spool.fetch(0, 60)])
+        largest = max(largest, spool.disk_bytes())
+    assert spool.counters["spooled"] * 300 > 6 * cap  # far more than the cap went through
+    assert spool.counters["dropped_full_oldest"] > 0
+    assert largest <= cap, f"{largest} bytes on disk, cap {cap}"
+
+
+def test_full_disk_holds_in_memory_and_recovers(tmp_path: Path) -> None:
+    """Test that SQLite's real 'database or disk is full' (a page limit) leaves messages in the
+    bounded memory overflow with a fault named, and that they are written once room returns."""
+    spool = Spool(tmp_path / "s.db", retry_interval_s=0.0)
+    _fill(spool, 3)
+    pages = spool._db.execute("PRAGMA page_count").fetchone()[0]
+    spool._db.execute(f"PRAGMA max_page_count={pages}")
+    _fill(spool, 200, size=1000)
+    assert spool.fault is not None and "full" in spool.fault
+    assert spool.overflow_count == 200 and spool.count == 3
+    spool._db.execute("PRAGMA max_page_count=1000000")
+    spool.set_sequence("m", 7)
+    _fill(spool, 1)
+    assert spool.fault is None and spool.overflow_count == 0
+    assert spool.count == 204 and spool.counters["written_from_memory"] == 201
+    assert Spool(tmp_path / "s.db").sequence("m") == 7
+
+
+def test_memory_overflow_is_bounded_and_keeps_alarms(tmp_path: Path) -> None:
+    """Test that while the disk refuses, memory holds at most memory_max_bytes, dropping
+    routine results before alarms and counting each."""
+    spool = Spool(tmp_path / "s.db", memory_max_bytes=20 * ROW, retry_interval_s=3600)
+    spool._db.execute("PRAGMA query_only=1")  # every write now fails, as on a read-only mount
+    _fill(spool, 2, PRIORITY_ALARM)
+    _fill(spool, 30)
+    assert spool.fault is not None
+    assert spool.overflow_count == 20
+    assert spool.counters["dropped_memory_full"] == 12
+    assert sum(1 for row in spool._overflow if row[4] == PRIORITY_ALARM) == 2
+
+
+def test_failed_delete_is_never_offered_again(tmp_path: Path) -> None:
+    """Test that an acknowledged message whose delete failed is not fetched again, and is
+    deleted once the disk takes writes."""
+    spool = Spool(tmp_path / "s.db")
+    _fill(spool, 3)
+    spool._db.execute("PRAGMA query_only=1")
+    spool.delete([1])
+    assert [m.id for m in spool.fetch(0, 10)] == [2, 3] and spool.count == 3
+    spool._db.execute("PRAGMA query_only=0")
+    spool.delete([])
+    assert spool.count == 2 and spool.counters["acknowledged"] == 1
+
+
+def test_deleted_file_is_recreated_with_its_messages(tmp_path: Path) -> None:
+    """Test that a spool file removed from under the agent is noticed and rewritten at the same
+    path with every message it held."""
+    path = tmp_path / "s.db"
+    spool = Spool(path)
+    _fill(spool, 4)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    spool.check()
+    assert spool.counters["file_recreated"] == 1
+    assert spool.fault is None and path.exists()
+    assert [m.payload[:1] for m in spool.fetch(0, 10)] == [b"\x00", b"\x01", b"\x02", b"\x03"]
+
+
+def test_spool_refuses_a_file_written_for_another_identity(tmp_path: Path) -> None:
+    """Test that a spool written for one broker is never reused for another."""
+    Spool(tmp_path / "s.db", identity={"broker": "a:1883"}).close()
+    with pytest.raises(ValueError, match="a:1883"):
+        Spool(tmp_path / "s.db", identity={"broker": "b:1883"})
+

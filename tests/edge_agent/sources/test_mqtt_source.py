@@ -39,7 +39,7 @@ def test_rows_with_garbage_interleaved(broker: Broker, tmp_path: Path, cmapss_di
     agent = Agent(load_agent_config(config_path))
     runner = threading.Thread(target=agent.run, daemon=True)
     runner.start()
-    source = agent.sources[0]
+    source = agent.sources.slots[0].source
     wait_until(source.connected.is_set, 10, "agent subscription")
 
     engine = load_engines(cmapss_dir, "FD001", "test")[30]
