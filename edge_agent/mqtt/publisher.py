@@ -405,10 +405,10 @@ class MqttPublisher:
                 self._refusals.add(reason.getName())
                 log.warning("broker rejected a message", extra={"reason": reason.getName()})
         with self._ack_lock:
-            self._last_progress = time.monotonic()
-            if mid in self._untracked:
+            if mid in self._untracked:  # incl. QoS 0 metrics, "acknowledged" when merely sent
                 self._untracked.discard(mid)
                 return
+            self._last_progress = time.monotonic()
             spool_id = self._inflight.pop(mid, None)
             if spool_id is None:
                 self._early.add(mid)

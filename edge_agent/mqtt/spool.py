@@ -96,6 +96,7 @@ class Spool:
         self._pending_sequences: dict[str, int] = {}
         self._sequences: dict[str, int] = {}
         self._db, self._inode = _closed(), None
+        self._id_floor = 0  # highest message id handed out by this spool
         self._reopen()  # a disk that refuses at start is a fault like any other
 
     def _reopen(self) -> bool:
@@ -144,6 +145,17 @@ class Spool:
             "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
             [("schema_version", str(SCHEMA_VERSION)), *self.identity.items()],
         )
+        if self._id_floor:  # a recreated file: ids continue, so the sender's cursors hold
+            found = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+            if found is None:
+                db.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES ('messages', ?)",
+                    (self._id_floor,),
+                )
+            elif found[0] < self._id_floor:
+                db.execute(
+                    "UPDATE sqlite_sequence SET seq = ? WHERE name = 'messages'", (self._id_floor,)
+                )
         self._sequences = dict(db.execute("SELECT model, seq FROM sequences").fetchall())
         row = db.execute(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload) + LENGTH(topic)), 0) FROM messages"
@@ -201,6 +213,8 @@ class Spool:
             "VALUES (?, ?, ?, ?, ?, ?)",
             admitted,
         )
+        if admitted:
+            self._id_floor = self._db.execute("SELECT last_insert_rowid()").fetchone()[0]
         self._db.executemany(
             "INSERT INTO sequences (model, seq) VALUES (?, ?) "
             "ON CONFLICT(model) DO UPDATE SET seq = excluded.seq",

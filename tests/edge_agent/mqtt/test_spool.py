@@ -167,6 +167,8 @@ def test_deleted_file_is_recreated_with_its_messages(tmp_path: Path) -> None:
     assert spool.counters["file_recreated"] == 1
     assert spool.fault is None and path.exists()
     assert [m.payload[:1] for m in spool.fetch(0, 10)] == [b"\x00", b"\x01", b"\x02", b"\x03"]
+    # Ids continue above the old file's, so a sender's cursor (at 4) still sees new messages.
+    assert [m.id for m in spool.fetch(0, 10)] == [5, 6, 7, 8]
 
 
 def test_spool_refuses_a_file_written_for_another_identity(tmp_path: Path) -> None:

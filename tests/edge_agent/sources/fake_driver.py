@@ -24,3 +24,36 @@ class CountingDriver:
 
 def make(source_id: str, options: dict) -> CountingDriver:
     return CountingDriver(source_id, int(options["rows"]))
+
+
+class FlakyDriver:
+    """A real-time vibration driver whose first run crashes after `crash_after` blocks, as a
+    buggy driver would; later runs keep going."""
+
+    def __init__(self, source_id: str, crash_after: int) -> None:
+        from edge_agent.config.sources import SimulatorSourceConfig
+        from edge_agent.sources.simulator import SimulatorSource
+
+        self.id = source_id
+        self.counters: Counter[str] = Counter()
+        self.crash_after = crash_after
+        self._inner = SimulatorSource(
+            SimulatorSourceConfig(kind="simulator", id=source_id, block_samples=2048)
+        )
+
+    def run(self, emit, stop: threading.Event) -> None:
+        self.counters["runs"] += 1
+        blocks = 0
+
+        def counting(block: SampleBlock) -> None:
+            nonlocal blocks
+            blocks += 1
+            if self.counters["runs"] == 1 and blocks > self.crash_after:
+                raise RuntimeError("driver bug: lost the bus")
+            emit(block)
+
+        self._inner.run(counting, stop)
+
+
+def make_flaky(source_id: str, options: dict) -> FlakyDriver:
+    return FlakyDriver(source_id, int(options["crash_after"]))
