@@ -176,4 +176,3 @@ def test_spool_refuses_a_file_written_for_another_identity(tmp_path: Path) -> No
     Spool(tmp_path / "s.db", identity={"broker": "a:1883"}).close()
     with pytest.raises(ValueError, match="a:1883"):
         Spool(tmp_path / "s.db", identity={"broker": "b:1883"})
-
