@@ -3,11 +3,13 @@ the agent mid-outage, and commands. Messages are counted, not log lines."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
@@ -217,3 +219,96 @@ def test_spool_cap_during_long_outage_keeps_alarms(durable_broker: Broker, tmp_p
     assert lost, "the cap forced drops"
     assert max(produced) in received  # the newest survive, the oldest go first
     assert sub.payloads("/alarm")[0]["state"] == "raised"
+
+
+def _cmapss_rows(path: Path, cmapss_dir: Path, engines: int) -> int:
+    """Real C-MAPSS rows, engines back to back with a per-row clock: one window per row."""
+    from training.datasets.cmapss import SENSORS, load_engines
+
+    rows = np.concatenate([e.values for e in load_engines(cmapss_dir, "FD001", "train")[:engines]])
+    ts = 1_700_000_000.0 + np.arange(len(rows))
+    np.savez(path, ts=ts, **{name: rows[:, i] for i, name in enumerate(SENSORS)})
+    return len(rows)
+
+
+def test_finite_replay_waits_for_every_acknowledgement(
+    broker: Broker, tmp_path: Path, cmapss_dir: Path
+) -> None:
+    """Test that a replay producing results far faster than they can be delivered exits only
+    once the broker has acknowledged every one (within shutdown_timeout_s), and says so."""
+    rows = _cmapss_rows(tmp_path / "engines.npz", cmapss_dir, engines=80)
+    config = agent_config(
+        tmp_path,
+        DEVICE,
+        f'[[sources]]\nkind = "replay"\nid = "engine"\npath = "{tmp_path / "engines.npz"}"',
+        [("cmapss-fd001-rul", "engine")],
+        broker_port=broker.port,
+        mqtt_sink=True,
+        extra=f'[[sinks]]\nkind = "jsonl"\npath = "{tmp_path / "local.jsonl"}"',
+    )
+    config.write_text(
+        config.read_text().replace("shutdown_timeout_s = 5", "shutdown_timeout_s = 120")
+    )
+    sub = Subscriber(broker, f"pdm/{DEVICE}/cmapss-fd001-rul/result")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        produced = [e["seq"] for e in read_jsonl(tmp_path / "local.jsonl") if e["type"] == "result"]
+        wait_until(lambda: len(sub.payloads("/result")) >= len(produced), 30, "every result")
+    finally:
+        sub.close()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(produced) > rows - 80 * 40  # at least one window per row past each start
+    assert {p["seq"] for p in sub.payloads("/result")} == set(produced)
+    stopped = [json.loads(x) for x in done.stderr.splitlines() if '"publisher stopped"' in x]
+    assert stopped and stopped[0]["undelivered"] == 0, stopped
+
+
+def test_another_broker_gets_a_fresh_spool_and_no_old_backlog(
+    durable_broker: Broker, broker: Broker, tmp_path: Path
+) -> None:
+    """Test that a backlog spooled for one broker is kept for it, never delivered to another
+    broker the agent is pointed at next, and that the start says so."""
+    first = _config(tmp_path, durable_broker)
+    agent = _start(first)
+    try:
+        wait_until(lambda: len(_produced(tmp_path)) >= 2, 30, "results")
+        durable_broker.stop()
+        before = len(_produced(tmp_path))
+        wait_until(lambda: len(_produced(tmp_path)) >= before + 5, 30, "a backlog")
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=20)
+    finally:
+        agent.kill()
+    (tmp_path / "local.jsonl").unlink()
+    second = tmp_path / "second.toml"
+    second.write_text(
+        first.read_text().replace(f"port = {durable_broker.port}", f"port = {broker.port}")
+    )
+    sub = Subscriber(broker, f"pdm/{DEVICE}/+/result", client_id="test-second")
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(second)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: len(_received(sub)) >= 3, 30, "results at the second broker")
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _, stderr = agent.communicate(timeout=20)
+        sub.close()
+    results = sub.payloads("/result")
+    assert not [r for r in results if r["historical"]], "no old backlog at the new broker"
+    assert min(r["seq"] for r in results) == 1  # its own sequence, not the old one's
+    opened = next(json.loads(x) for x in stderr.splitlines() if '"spool opened"' in x)
+    assert opened["broker"] == f"127.0.0.1:{broker.port}" and opened["backlog"] == 0
+    assert opened["kept_for_other_brokers"] == [
+        p.name for p in (tmp_path / "spool").glob(f"*{durable_broker.port}*")
+    ]
