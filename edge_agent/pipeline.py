@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
@@ -13,6 +14,8 @@ from edge_agent.runtime.model import ModelRunner
 from edge_agent.sinks.base import Sink
 from edge_agent.stream.blocks import SampleBlock
 from edge_agent.stream.windower import Windower
+
+log = logging.getLogger("edge_agent.pipeline")
 
 
 class ModelPipeline:
@@ -41,6 +44,7 @@ class ModelPipeline:
         self.sinks = list(sinks)
         self.seq = 0
         self.results = 0
+        self._stall: str | None = None  # the kind of stall last warned about
 
     def push(self, block: SampleBlock) -> int:
         """Feed samples; emit one result per completed window. Returns the number of results.
@@ -48,7 +52,12 @@ class ModelPipeline:
         The caller flushes the sinks after a batch of blocks (one durable commit per batch)."""
         windows = self.windower.push(block)
         if not windows:
+            if self.windower.stalled():
+                self._warn_stall()
             return 0
+        if self._stall is not None:
+            self._stall = None
+            log.info("windows forming again", extra={"model": self.ref.id})
         manifest = self.runner.manifest
         features, predict, task = self.features, self.runner.predict, manifest.task
         alarm_enabled, clock = self.alarm_config.enabled, time.perf_counter
@@ -74,6 +83,27 @@ class ModelPipeline:
                 self._update_alarm(output, window.end)
         self.results += len(windows)
         return len(windows)
+
+    def _warn_stall(self) -> None:
+        """Say at once why no window forms, once per kind of stall rather than once per block:
+        otherwise a replay whose every window is dropped ends silently with zero results."""
+        kind = self.windower.stall_kind()
+        if kind == self._stall:
+            return
+        self._stall = kind
+        log.warning(
+            f"model {self.ref.id}: {self.windower.diagnosis()}",
+            extra={"model": self.ref.id, "stream": self.source, "stall": kind},
+        )
+
+    def no_output_reason(self) -> str | None:
+        """Why samples came in but no result went out, as one sentence; None when results came
+        out or no sample arrived (an idle input is a different condition)."""
+        if self.results or not self.windower.samples:
+            return None
+        if self.windower.windows:
+            return f"{self.windower.windows} windows formed but no result came out of the model"
+        return self.windower.diagnosis()
 
     def _update_alarm(self, output: dict, at: float) -> None:
         task = self.runner.manifest.task

@@ -137,3 +137,118 @@ def test_wrong_json_types_never_crash(message: dict) -> None:
     except PayloadError:
         return
     assert np.all(np.isfinite(block.values)) and block.values.ndim == 2
+
+
+# ---- one number rule for rows and blocks -------------------------------------------------------
+
+
+def _row(value: object) -> bytes:
+    return orjson.dumps({"ts": 1732440000.0, "s2": value})
+
+
+def _block(*values: object) -> bytes:
+    return orjson.dumps({"ts": 1732440000.0, "rate_hz": 10, "values": {"s2": list(values)}})
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("1.5", "bad_value"),  # numbers sent as strings are not numbers, in rows or blocks
+        (True, "bad_value"),
+        (False, "bad_value"),
+        (None, "non_finite"),
+        (1e308, "non_finite"),  # beyond float32: infinity in the model's input
+        (-1e308, "non_finite"),
+        (3.5e38, "non_finite"),
+        ([1, 2], "bad_shape"),
+        ({"x": 1}, "bad_shape"),
+    ],
+)
+def test_rows_and_blocks_reject_a_value_for_the_same_reason(value: object, reason: str) -> None:
+    """Test that a row and a block reject the same value with the same reason."""
+    for payload in (_row(value), _block(1.5, value, 2.5)):
+        with pytest.raises(PayloadError) as caught:
+            parse("p", payload, NOW)
+        assert caught.value.reason == reason, payload
+
+
+@pytest.mark.parametrize("value", [0, 1, 0.0, 1.0, -2, 3.4e38, -3.4028235e38, 12345678901234])
+def test_rows_and_blocks_accept_the_same_numbers(value: float) -> None:
+    """Test that integers (0 and 1 too, unlike booleans) and the float32 extremes pass both."""
+    assert parse("p", _row(value), NOW).values[0, 0] == float(value)
+    block = parse("p", _block(value, value, 1.0), NOW)
+    np.testing.assert_array_equal(block.values[:, 0], [value, value, 1.0])
+
+
+def test_nested_arrays_are_bad_shape_and_unequal_lengths_ragged() -> None:
+    """Test that arrays inside a block's channel arrays are rejected by the parser."""
+    nested = [
+        {"ax": [[1, 2], [3, 4]]},
+        {"ax": [[1], [2, 3]]},
+        {"ax": [1, [2]]},
+        {"ax": [[]]},
+        {"ax": [1, 2], "ay": [[3, 4], [5, 6]]},
+    ]
+    for values in nested:
+        payload = orjson.dumps({"ts": 1732440000, "rate_hz": 10, "values": values})
+        with pytest.raises(PayloadError) as caught:
+            parse("p", payload, NOW)
+        assert caught.value.reason == "bad_shape", values
+    ragged = orjson.dumps({"ts": 1732440000, "rate_hz": 10, "values": {"a": [[1, 2]], "b": [1, 2]}})
+    with pytest.raises(PayloadError, match="ragged"):
+        parse("p", ragged, NOW)
+
+
+def test_boolean_among_many_zeros_and_ones_is_found() -> None:
+    """Test that one boolean hidden among integer 0/1 samples (a digital channel) is rejected."""
+    series = [i % 2 for i in range(5000)]
+    assert parse("p", _block(*series), NOW).values[:, 0].tolist() == series
+    series[4321] = True
+    with pytest.raises(PayloadError, match=r"bad_value: values.s2\[4321\]"):
+        parse("p", _block(*series), NOW)
+
+
+@pytest.mark.parametrize("rate", [None, "25600", True, -1, 0.0])
+def test_block_rate_must_be_a_positive_number(rate: object) -> None:
+    """Test that a missing or non-numeric rate is bad_rate, like a zero one."""
+    message = {"ts": 1732440000, "values": {"a": [1.0]}}
+    if rate is not None:
+        message["rate_hz"] = rate
+    with pytest.raises(PayloadError) as caught:
+        parse("p", orjson.dumps(message), NOW)
+    assert caught.value.reason == "bad_rate"
+
+
+def test_binary_and_json_blocks_agree() -> None:
+    """Test that the float32 extremes pass in both block forms and infinity is non_finite in
+    binary as 1e308 is in JSON."""
+    extremes = np.array([[3.4028234663852886e38], [-3.4028234663852886e38], [1.5]])
+    binary = encode_binary(SampleBlock("p", ("s2",), extremes, 1732440000.0, rate_hz=10.0))
+    from_json = parse("p", _block(*extremes[:, 0].tolist()), NOW)
+    np.testing.assert_array_equal(parse("p", binary, NOW).values, from_json.values)
+    infinite = np.array([[1.0], [np.inf]])
+    with pytest.raises(PayloadError) as caught:
+        parse(
+            "p", encode_binary(SampleBlock("p", ("s2",), infinite, 1732440000.0, rate_hz=10.0)), NOW
+        )
+    assert caught.value.reason == "non_finite"
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_one_number_rule_for_any_value(value: object) -> None:
+    """Test that for any JSON value a row and a block agree: both take it as the same float or
+    both reject it with the same reason."""
+
+    def outcome(payload: bytes) -> object:
+        try:
+            block = parse("p", payload, NOW)
+        except PayloadError as exc:
+            return exc.reason
+        return float(block.values[-1, 0])
+
+    try:
+        row, block = _row(value), _block(2.0, value)
+    except (TypeError, orjson.JSONEncodeError):
+        return  # NaN keys etc. that JSON itself cannot carry
+    assert outcome(row) == outcome(block)

@@ -133,3 +133,150 @@ def test_agent_and_training_give_bit_identical_model_inputs() -> None:
         start += size
     assert len(streamed) == len(training_inputs) == 8
     assert np.stack(streamed).tobytes() == training_inputs.tobytes()
+
+
+# ---- the stream's clock: one bad timestamp costs its own window, not the data after it -------
+
+T0 = 1_732_440_000.0
+
+
+def _rows(n: int, bad: dict[int, float] | None = None, step: float = 1.0):
+    """One-row blocks like C-MAPSS over MQTT (no sample rate); row i holds value i and is
+    stamped T0 + i*step, plus an offset for the rows in `bad`."""
+    bad = bad or {}
+    for i in range(n):
+        t = T0 + i * step + bad.get(i, 0.0)
+        yield SampleBlock("e", ("a",), np.array([[float(i)]]), t, timestamps=np.array([t]))
+
+
+def _rated(n_blocks: int, bad: dict[int, float] | None = None, size: int = 10):
+    """Blocks of `size` samples at RATE with seq; sample j holds value j; blocks in `bad` carry a
+    wrong t0 (their values and seq are right)."""
+    bad = bad or {}
+    for i in range(n_blocks):
+        values = (np.arange(size, dtype=np.float64) + i * size)[:, None]
+        t0 = T0 + i * size / RATE + bad.get(i, 0.0)
+        yield SampleBlock("v", ("a",), values, t0, rate_hz=RATE, seq=i)
+
+
+def _firsts(windower: Windower, blocks) -> list[float]:
+    """The value of the first sample of every window (= its sample index)."""
+    return [w.values[0, 0] for block in blocks for w in windower.push(block)]
+
+
+@pytest.mark.parametrize("ahead", [250.0, 30.0])
+def test_future_stamped_row_loses_only_the_windows_it_falls_in(ahead: float) -> None:
+    """Test that in a row stream a row stamped ahead (beyond or within the jump tolerance)
+    costs only the windows containing it, plus at most two rejected rows, not the rows after."""
+    windower = Windower(["a"], window=40, hop=1, sample_rate_hz=None)
+    assert windower.jump_tolerance_s() == 60.0  # before any step is known
+    got = _firsts(windower, _rows(300, {100: ahead}))
+    assert windower.jump_tolerance_s() == 80.0  # two windows of 40 rows, 1 s apart
+    if ahead > 80.0:  # a jump: the window restarts, and again at the next row (the outlier)
+        kept = [range(0, 100), range(101, 300)]
+        assert windower.counters == {"time_jump_reset": 1, "clock_resync": 1}
+    else:  # within the tolerance the row stays, two rows after it go, then the clock steps back
+        kept = [range(0, 101), range(103, 300)]
+        assert windower.counters == {"out_of_order": 2, "clock_step_back": 1}
+    # Every window that lies wholly inside a stretch of kept rows comes out, and no other.
+    expected = [s for rows in kept for s in range(rows.start, rows.stop - 40 + 1)]
+    assert got == expected
+    assert got[-1] == 260  # the stream runs to its end
+
+
+@pytest.mark.parametrize("ahead", [250.0, 5.0])
+def test_future_stamped_block_loses_only_the_window_it_falls_in(ahead: float) -> None:
+    """Test that in a rated stream a block stamped ahead (beyond or within the jump tolerance)
+    costs the window it falls in, and windows restart at the very next block."""
+    windower = Windower(["a"], window=32, hop=8, sample_rate_hz=RATE)
+    got = _firsts(windower, _rated(60, {20: ahead}))
+    reset = "time_jump_reset" if ahead > 60 else "gap_reset"
+    assert windower.counters == {reset: 1, "clock_resync": 1}
+    before = [s for s in range(0, 200 - 32 + 1, 8)]  # windows ending before block 20
+    after = list(range(210, 600 - 32 + 1, 8))  # restarted at block 21, hop 8 to the end
+    assert got == before + after
+
+
+def test_real_jump_ahead_is_kept() -> None:
+    """Test that a stream that really resumes ten minutes later restarts once and carries on."""
+    windower = Windower(["a"], window=32, hop=8, sample_rate_hz=RATE)
+    got = _firsts(windower, _rated(60, {i: 600.0 for i in range(20, 60)}))
+    assert windower.counters == {"time_jump_reset": 1}
+    assert got == list(range(0, 200 - 32 + 1, 8)) + list(range(200, 600 - 32 + 1, 8))
+
+
+def test_clock_stepped_back_is_followed_after_three_blocks() -> None:
+    """Test that a clock stepped back (NTP) is believed after three blocks agree, not never."""
+    windower = Windower(["a"], window=32, hop=8, sample_rate_hz=RATE)
+    got = _firsts(windower, _rated(60, {i: -30.0 for i in range(20, 60)}))
+    assert windower.counters == {"out_of_order": 2, "clock_step_back": 1}
+    assert got == list(range(0, 200 - 32 + 1, 8)) + list(range(220, 600 - 32 + 1, 8))
+
+
+def test_a_single_late_block_is_rejected_without_a_restart() -> None:
+    """Test that a redelivered old block is rejected and does not restart the window."""
+    windower = Windower(["a"], window=32, hop=8, sample_rate_hz=None)
+    blocks = list(_rated(30))
+    got = _firsts(windower, [*blocks[:15], blocks[3], *blocks[15:]])
+    assert windower.counters == {"out_of_order": 1}
+    assert got == list(range(0, 300 - 32 + 1, 8))
+
+
+def test_row_stream_learns_a_slow_pace() -> None:
+    """Test that hourly rows are not called time jumps once their pace is known."""
+    windower = Windower(["a"], window=40, hop=1, sample_rate_hz=None)
+    got = _firsts(windower, _rows(200, step=3600.0))
+    assert windower.counters == {"time_jump_reset": 1}  # only the very first step, unknown pace
+    assert got == list(range(1, 200 - 40 + 1))
+    assert windower.jump_tolerance_s() == 2 * 40 * 3600.0
+
+
+# ---- saying why no window forms ----------------------------------------------------------------
+
+
+def test_diagnosis_counts_gaps_and_names_the_largest() -> None:
+    """Test that a recording with holes is diagnosed with the number of gaps and the largest."""
+    windower = Windower(["a"], window=8192, hop=4096, sample_rate_hz=25600.0)
+    pauses = np.r_[0.0, np.where(np.arange(1, 20) == 7, 247.0, 2.0)]  # before each block
+    for i, offset in enumerate(np.cumsum(pauses)):
+        t0 = T0 + i * 2560 / 25600.0 + offset
+        block = SampleBlock("v", ("a",), np.zeros((2560, 1)), t0, rate_hz=25600.0)
+        assert windower.push(block) == []
+    assert windower.stalled()
+    assert windower.diagnosis() == (
+        "no window formed from 51200 samples: time gaps above 1.5 sample periods in 19 places; "
+        "largest 247 s; longest unbroken stretch 2560 samples (a window needs 8192)"
+    )
+    assert windower.stall_kind() == "discontinuities"
+    assert windower.counters == {"gap_reset": 18, "time_jump_reset": 1}  # 247 s is above 60 s
+
+
+def test_diagnosis_puts_the_costliest_reason_first() -> None:
+    """Test that missing channels, a wrong rate and disorder are each named, costliest first."""
+    windower = Windower(["a", "b"], window=100, hop=50, sample_rate_hz=RATE)
+    two = ("a", "b")
+    windower.push(SampleBlock("v", two, np.zeros((10, 2)), T0, rate_hz=RATE))
+    windower.push(SampleBlock("v", two, np.zeros((5, 2)), T0 - 1, rate_hz=RATE))
+    for i in range(4):
+        windower.push(SampleBlock("v", ("a",), np.zeros((20, 1)), T0 + i, rate_hz=RATE))
+    windower.push(SampleBlock("v", two, np.zeros((30, 2)), T0 + 9, rate_hz=50.0))
+    assert not windower.stalled()  # 125 samples: not yet more than window + hop
+    assert windower.diagnosis() == (
+        "no window formed from 125 samples: 4 blocks (80 samples) lack channel(s) b; "
+        "1 block (30 samples) at 50 Hz, the model needs 100 Hz; "
+        "1 block (5 samples) out of order (time going backwards)"
+    )
+    windower.push(SampleBlock("v", ("a",), np.zeros((100, 1)), T0, rate_hz=RATE))
+    assert windower.stalled() and windower.stall_kind() == "missing_channels"
+
+
+def test_diagnosis_of_too_few_samples_and_of_the_time_since_the_last_window() -> None:
+    """Test that a short input says so, and that after a window the count restarts."""
+    windower = Windower(["a"], window=40, hop=1, sample_rate_hz=None)
+    list(_firsts(windower, _rows(30)))
+    assert windower.diagnosis() == (
+        "no window formed from 30 samples: fewer samples than one window (40) arrived"
+    )
+    windower = Windower(["a"], window=40, hop=40, sample_rate_hz=None)
+    assert len(_firsts(windower, _rows(50))) == 1
+    assert windower.diagnosis().startswith("no window formed from the last 10 samples")
