@@ -151,3 +151,32 @@ def test_pipeline_warns_at_once_and_once_per_kind_of_stall(
     assert pipeline.results == 1
     assert pipeline.no_output_reason() is None
     assert [r.getMessage() for r in caplog.records][-1] == "windows forming again"
+
+
+def test_agent_replay_whose_windows_are_all_dropped_exits_3(tmp_path: Path) -> None:
+    """Test that `edge-agent run` on a finite replay that forms no window warns at once, ends
+    with exit 3 and one error line with the reason, instead of 0 results and exit 0."""
+    recording = _vibration_csv(tmp_path / "gappy.csv", with_time=True, pause_every=5000)
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'device_id = "gaps"\n[[sources]]\nkind = "replay"\nid = "m1"\npath = "{recording}"\n'
+        f'[[models]]\nbundle = "{ANOMALY}"\nsource = "m1"\n'
+        f'[[sinks]]\nkind = "jsonl"\npath = "{tmp_path / "out.jsonl"}"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 3, result.stderr
+    assert read_jsonl(tmp_path / "out.jsonl") == []
+    errors = [x for x in result.stderr.splitlines() if x.startswith("edge-agent: error:")]
+    assert errors == [
+        "edge-agent: error: model vibration-anomaly: no window formed from 40960 samples: time "
+        "gaps above 1.5 sample periods in 8 places; largest 2 s; longest unbroken stretch 5000 "
+        "samples (a window needs 8192)"
+    ]
+    warned = [x for x in result.stderr.splitlines() if '"stall"' in x]
+    assert warned, "the pipeline warned while running, not only at the end"
