@@ -245,12 +245,11 @@ class Agent:
         """Watch sources and sinks, let them recover, and publish any change of health."""
         reasons = self.sources.check()
         for pipeline in self.pipelines:
-            stuck = pipeline.no_output_reason()
-            if (
-                stuck is not None
-                and pipeline.windower.samples >= pipeline.windower.window + pipeline.windower.hop
-            ):
-                reasons.append(f"model {pipeline.ref.id}: {stuck}")
+            if pipeline.windower.stalled():  # the pipeline logged the details with figures
+                kind = pipeline.windower.stall_kind().replace("_", " ")
+                reasons.append(
+                    f"model {pipeline.ref.id}: samples arrive but no window forms ({kind})"
+                )
         for sink in self.sinks:
             if isinstance(sink, Supervised):
                 reasons += sink.supervise()

@@ -8,16 +8,22 @@ import logging
 import os
 import signal
 import threading
+import time
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
+import orjson
+import paho.mqtt.client as mqtt
 import pytest
 
 from edge_agent.agent import Agent
 from edge_agent.config import load_agent_config
 from edge_agent.mqtt.contract import HealthEvent
 from edge_agent.mqtt.publisher import MqttPublisher
+from edge_agent.sim.vibration import CHANNELS, MachineConditions, VibrationSimulator
 from edge_agent.sources import plugins
+from edge_agent.sources.payloads import encode_binary
+from edge_agent.stream.blocks import SampleBlock
 from tests.conftest import Broker, Subscriber, agent_config, read_jsonl, wait_until
 
 DEVICE = "sup1"
@@ -187,3 +193,42 @@ def test_idle_input_is_reported_per_source_not_degraded(broker: Broker, tmp_path
     assert agent.counters["degraded"] == 0
     assert all(m["state"] == "online" for m in sub.payloads("/metrics"))
     assert [s["state"] for s in sub.payloads("/status")][:1] == ["online"]
+
+
+def test_samples_that_form_no_window_degrade_until_they_do(broker: Broker, tmp_path: Path) -> None:
+    """Test that an input whose blocks lack the model's channels makes the agent degraded with
+    that reason, and that good blocks bring it back online."""
+    sub = Subscriber(broker, f"pdm/{DEVICE}/#")
+    agent = _agent(
+        tmp_path, broker, '[[sources]]\nkind = "mqtt"\nid = "motor"\ntopic = "plant/motor"'
+    )
+    thread = _run(agent)
+    sensor = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-sensor")
+    sensor.connect("127.0.0.1", broker.port)
+    sensor.loop_start()
+    try:
+        wait_until(agent.sources.slots[0].source.connected.is_set, 10, "subscription")
+        t0 = time.time() - 10
+        for i in range(8):
+            block = {"ts": t0 + i * 0.08, "rate_hz": 25600, "values": {"x": [0.1] * 2048}}
+            sensor.publish("plant/motor", orjson.dumps(block), qos=1).wait_for_publish(5)
+        wait_until(lambda: agent.health.state == "degraded", 20, "degraded")
+        assert agent.health.reasons == (
+            "model vibration-fault: samples arrive but no window forms (missing channels)",
+        )
+        sim = VibrationSimulator(MachineConditions(fault="healthy"), 25600.0, seed=1)
+        for i in range(8):
+            block = SampleBlock(
+                "motor", CHANNELS, sim.next_block(2048), t0 + 1 + i * 0.08, rate_hz=25600.0, seq=i
+            )
+            sensor.publish("plant/motor", encode_binary(block), qos=1).wait_for_publish(5)
+        wait_until(lambda: agent.health.state == "online", 20, "online again")
+        wait_until(lambda: len(sub.payloads("/health/event")) >= 2, 10, "both health events")
+    finally:
+        sensor.disconnect()
+        sensor.loop_stop()
+        _stop(agent, thread)
+        sub.close()
+    events = [HealthEvent.model_validate(e) for e in sub.payloads("/health/event")]
+    assert [(e.state, e.severity) for e in events] == [("degraded", "critical"), ("online", "info")]
+    assert "missing channels" in events[0].reasons[0]
