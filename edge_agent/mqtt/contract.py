@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from edge_agent.schema import StrictModel
 
@@ -24,6 +24,13 @@ class ModelInfo(StrictModel):
 class Window(StrictModel):
     start: float = Field(description="Measurement time of the first sample (unix s).")
     end: float = Field(description="Measurement time of the last sample (unix s).")
+
+
+TASK_FIELDS = {
+    "classification": ("label", "confidence", "probabilities"),
+    "anomaly": ("score", "threshold", "is_anomaly"),
+    "rul": ("rul", "units"),
+}
 
 
 class ResultPayload(StrictModel):
@@ -48,6 +55,24 @@ class ResultPayload(StrictModel):
     units: str | None = None
     latency_ms: float
     historical: bool = Field(description="True when replayed from the spool after an outage.")
+
+    @model_validator(mode="after")
+    def _answers_its_task(self) -> ResultPayload:
+        """Each task answers with its own fields, all present, and with no other task's."""
+        own = TASK_FIELDS[self.task]
+        missing = [name for name in own if getattr(self, name) is None]
+        foreign = [
+            name
+            for task, names in TASK_FIELDS.items()
+            if task != self.task
+            for name in names
+            if getattr(self, name) is not None
+        ]
+        if missing:
+            raise ValueError(f"a {self.task} result needs {', '.join(missing)}")
+        if foreign:
+            raise ValueError(f"a {self.task} result cannot carry {', '.join(foreign)}")
+        return self
 
 
 class AlarmPayload(StrictModel):
