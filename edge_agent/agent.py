@@ -328,7 +328,13 @@ class Agent:
 
     def run(self) -> int:
         log.info("agent started", extra={"device": self.config.device_id, "version": __version__})
-        threading.excepthook = self._thread_died
+        previous_hook, threading.excepthook = threading.excepthook, self._thread_died
+        try:
+            return self._run()
+        finally:
+            threading.excepthook = previous_hook
+
+    def _run(self) -> int:
         self.sources.start()
         exhausted = False
         while not self.stop_event.is_set():

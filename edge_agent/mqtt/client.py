@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
+import threading
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -126,12 +127,26 @@ def connect_async(client: mqtt.Client, config: MqttConfig) -> None:
         client.connect_async(config.host, config.port, config.keepalive_s)
 
 
+def _network_thread(client: mqtt.Client) -> threading.Thread | None:
+    """The thread started by `loop_start()`. paho 2.x keeps it in `_thread` and clears it when
+    `loop_forever` ends (an exception raised by a callback ends it); paho offers no public
+    accessor, so this one function depends on that detail."""
+    return getattr(client, "_thread", None)
+
+
 def network_alive(client: mqtt.Client) -> bool:
-    """Whether the thread started by `loop_start()` still runs. paho 2.x keeps it in `_thread`
-    and clears it when `loop_forever` ends (an exception raised by a callback ends it); paho
-    offers no public accessor, so this one function depends on that detail."""
-    thread = getattr(client, "_thread", None)
+    thread = _network_thread(client)
     return thread is not None and thread.is_alive()
+
+
+def stop_network(client: mqtt.Client, timeout: float) -> None:
+    """Disconnect and wait at most `timeout` for the network thread (paho's `loop_stop` waits
+    for ever, and a thread stuck on a frozen broker must not hold up a shutdown)."""
+    with contextlib.suppress(Exception):
+        client.disconnect()
+    thread = _network_thread(client)
+    if thread is not None and thread is not threading.current_thread():
+        thread.join(timeout)
 
 
 def discard(client: mqtt.Client) -> None:

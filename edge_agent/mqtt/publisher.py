@@ -39,6 +39,7 @@ from edge_agent.mqtt.client import (
     discard,
     make_client,
     network_alive,
+    stop_network,
     watch_connection,
 )
 from edge_agent.mqtt.commands import Answer, CommandRouter, Handler, encode_reply
@@ -334,8 +335,7 @@ class MqttPublisher:
             self._publish_untracked(
                 self.topics.status, offline, qos=1, retain=True
             ).wait_for_publish(max(0.1, deadline - time.monotonic()))
-        self._client.disconnect()
-        self._client.loop_stop()
+        stop_network(self._client, max(0.5, deadline - time.monotonic()))
         self._delete_acked()
         remaining = self.undelivered()
         self.spool.close()

@@ -24,12 +24,14 @@ from edge_agent.mqtt.client import (
     discard,
     make_client,
     network_alive,
+    stop_network,
     watch_connection,
 )
 from edge_agent.sources.base import Emit
 from edge_agent.sources.payloads import PayloadError, parse
 
 log = logging.getLogger("edge_agent.sources.mqtt")
+STOP_TIMEOUT_S = 2.0  # a subscription has nothing to deliver: do not wait longer on stop
 
 
 class MqttSource:
@@ -55,8 +57,7 @@ class MqttSource:
             stop.wait()
         finally:
             self._generation += 1  # late callbacks of the last client go quiet
-            self._client.disconnect()
-            self._client.loop_stop()
+            stop_network(self._client, STOP_TIMEOUT_S)
 
     def supervise(self) -> list[str]:
         """Replace the client if its network thread ended (e.g. a callback bug escaped)."""
