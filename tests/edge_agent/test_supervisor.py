@@ -87,7 +87,9 @@ def test_network_thread_killed_by_a_callback_is_replaced(broker: Broker, tmp_pat
             raise ZeroDivisionError("callback bug")
 
         broken.on_publish = bug  # straight into paho: the next PUBACK ends its thread
+        started = time.monotonic()
         wait_until(lambda: publisher.counters["recoveries"] >= 1, 20, "a recovery")
+        recovered_after = time.monotonic() - started
         assert publisher._client is not broken
         mark = max(_produced(tmp_path))
         wait_until(lambda: max(_received(sub), default=0) > mark + 3, 30, "results after it")
@@ -96,6 +98,10 @@ def test_network_thread_killed_by_a_callback_is_replaced(broker: Broker, tmp_pat
         sub.close()
     assert agent.counters["thread_crashes"] >= 1
     assert _produced(tmp_path) <= _received(sub), sorted(_produced(tmp_path) - _received(sub))
+    print(
+        f"network thread killed: new client after {recovered_after:.2f} s; "
+        f"{len(_produced(tmp_path))} produced, all delivered"
+    )
 
 
 def test_broker_that_stops_acknowledging_is_detected_and_recovered(
@@ -111,8 +117,10 @@ def test_broker_that_stops_acknowledging_is_detected_and_recovered(
         wait_until(lambda: len(_received(sub)) >= 2, 30, "results before the freeze")
         assert broker.process is not None
         os.kill(broker.process.pid, signal.SIGSTOP)
+        frozen = time.monotonic()
         try:
             wait_until(lambda: _publisher(agent).counters["recoveries"] >= 1, 20, "stall detected")
+            detected_after = time.monotonic() - frozen
             assert agent.health.state == "degraded" or agent.counters["degraded"] >= 1
         finally:
             os.kill(broker.process.pid, signal.SIGCONT)
@@ -133,6 +141,10 @@ def test_broker_that_stops_acknowledging_is_detected_and_recovered(
         sub.close()
     missing = sorted(_produced(tmp_path) - _received(sub))
     assert not missing, missing
+    print(
+        f"broker frozen: stall detected and client replaced {detected_after:.2f} s after "
+        f"SIGSTOP (stall_timeout_s 1.5); {len(_produced(tmp_path))} produced, all delivered"
+    )
     events = [HealthEvent.model_validate(e) for e in sub.payloads("/health/event")]
     assert any("stalled" in " ".join(e.reasons) for e in events)
     assert events[-1].state == "online"

@@ -150,6 +150,7 @@ def test_hostile_commands_never_mute_the_device(broker: Broker, tmp_path: Path) 
         _send(operator, "status", b"{}", response_topic="replies/operator")
         wait_until(lambda: sub.payloads("replies/operator"), 20, "the valid reply")
         after = max(p["seq"] for p in sub.payloads("/result"))
+        before = len(sub.payloads("/result"))
         wait_until(
             lambda: max(p["seq"] for p in sub.payloads("/result")) > after + 2 * INFLIGHT,
             40,
@@ -186,6 +187,11 @@ def test_hostile_commands_never_mute_the_device(broker: Broker, tmp_path: Path) 
     assert metrics["command:invalid"] == 2 and metrics["connected"] is True
     assert not [k for k in metrics if k.startswith("command:") and "!" in k]
     assert StatusPayload.model_validate(sub.payloads("/status")[-1]).state == "offline"
+    print(
+        f"hostile commands: {before} results before them, {len(results) - before} after; "
+        f"{metrics['command:refused_response_topic']} response topics refused, "
+        f"{metrics['command:invalid']} invalid verbs"
+    )
 
 
 def test_reload_answers_with_its_outcome(broker: Broker, tmp_path: Path) -> None:
