@@ -3,6 +3,8 @@
     python bench/agent_bench.py [--repeats 5]
 
 Prints a markdown table (medians of --repeats runs). Not a test: numbers depend on the machine.
+The size flags (--windows, --invokes, --ingest-seconds, --settle-s) exist so that the test suite
+can run the whole script quickly; their defaults are the measured configuration.
 """
 
 from __future__ import annotations
@@ -54,10 +56,12 @@ def median_rate(fn, count: int, repeats: int) -> float:
     return statistics.median(rates)
 
 
-def bench_model(name: str, repeats: int) -> dict[str, float]:
+def bench_model(
+    name: str, repeats: int, windows: int | None = None, invokes: int = 2000
+) -> dict[str, float]:
     runner = load_model(ROOT / "models" / name)
     spec = runner.manifest.input
-    n_windows = 300 if spec.sample_rate_hz else 5000
+    n_windows = windows or (300 if spec.sample_rate_hz else 5000)
     recording = recording_for(runner, n_windows)
     windows = sliding_windows(recording, spec.window, spec.hop)
     pipeline = spec.pipeline()
@@ -67,7 +71,7 @@ def bench_model(name: str, repeats: int) -> dict[str, float]:
     index = runner._input_index
 
     def raw_invoke() -> None:
-        for _ in range(2000):
+        for _ in range(invokes):
             interpreter.set_tensor(index, q)
             interpreter.invoke()
 
@@ -92,7 +96,7 @@ def bench_model(name: str, repeats: int) -> dict[str, float]:
             sink.flush()
         sink.close()
 
-    invoke_rate = median_rate(raw_invoke, 2000, repeats)
+    invoke_rate = median_rate(raw_invoke, invokes, repeats)
     # Bare and end-to-end alternate, so machine noise hits both alike; the ratio is per pair.
     pairs = [
         (median_rate(bare, len(windows), 1), median_rate(end_to_end, len(windows), 1))
@@ -106,10 +110,10 @@ def bench_model(name: str, repeats: int) -> dict[str, float]:
     }
 
 
-def bench_ingest(repeats: int) -> dict[str, float]:
+def bench_ingest(repeats: int, seconds: float = 10.0) -> dict[str, float]:
     """Samples/s through payload parsing and the window buffer (25.6 kHz, 3 axes, no inference)."""
     rate = 25600.0
-    data = generate(MachineConditions(), int(rate * 10), rate, seed=2).astype(np.float64)
+    data = generate(MachineConditions(), int(rate * seconds), rate, seed=2).astype(np.float64)
     blocks = [
         SampleBlock("m", CHANNELS, data[a : a + 2560], 1.7e9 + a / rate, rate_hz=rate, seq=i)
         for i, a in enumerate(range(0, len(data), 2560))
@@ -194,7 +198,7 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def bench_process(repeats: int) -> dict[str, float]:
+def bench_process(repeats: int, settle_s: float = 2.0) -> dict[str, float]:
     """`edge-agent run` with all three bundles: seconds to first result, RSS once serving."""
     firsts, rss = [], []
     for _ in range(repeats):
@@ -213,7 +217,7 @@ def bench_process(repeats: int) -> dict[str, float]:
                     raise RuntimeError("agent produced no result")
                 time.sleep(0.005)
             firsts.append(time.perf_counter() - started)
-            deadline = time.perf_counter() + 2.0
+            deadline = time.perf_counter() + settle_s
             while time.perf_counter() < deadline:  # all three models serving by now
                 time.sleep(0.05)
             rss.append(_rss_mb(process.pid))
@@ -226,6 +230,14 @@ def bench_process(repeats: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--windows", type=int, default=None, help="windows per model (default 300, RUL 5000)"
+    )
+    parser.add_argument("--invokes", type=int, default=2000, help="bare invoke() calls timed")
+    parser.add_argument("--ingest-seconds", type=float, default=10.0, help="of 25.6 kHz data")
+    parser.add_argument(
+        "--settle-s", type=float, default=2.0, help="serving time before reading the RSS"
+    )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cpus, {sys.platform}, python {sys.version.split()[0]}")
     print(
@@ -233,18 +245,18 @@ def main() -> None:
     )
     print("|---|---|---|---|---|")
     for name in BUNDLES:
-        r = bench_model(name, args.repeats)
+        r = bench_model(name, args.repeats, args.windows, args.invokes)
         print(
             f"| {name} | {r['invoke']:,.0f} | {r['bare']:,.0f} | {r['e2e']:,.0f} | "
             f"{r['ratio']:.0%} |"
         )
-    ingest = bench_ingest(args.repeats)
+    ingest = bench_ingest(args.repeats, args.ingest_seconds)
     print()
     print("| ingest, 3-axis 25.6 kHz | samples/s |")
     print("|---|---|")
     for key, value in ingest.items():
         print(f"| {key} | {value:,.0f} |")
-    process = bench_process(min(args.repeats, 3))
+    process = bench_process(min(args.repeats, 3), args.settle_s)
     print()
     print("| process (3 bundles loaded, ai-edge-litert) | value |")
     print("|---|---|")

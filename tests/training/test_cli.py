@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from edge_agent.bundle import read_bundle
 from tests.conftest import REPO_ROOT, make_project
 from training.cli import main
 
@@ -35,14 +38,15 @@ def test_inspect_prints_summary_and_verification(tiny_bundles: dict[str, Path], 
 def test_evaluate_json_and_predictions_csv(
     tiny_bundles: dict[str, Path], tmp_path: Path, capsys
 ) -> None:
-    """Test that evaluate on a labelled CSV prints JSON metrics and writes per-window rows."""
-    data = tiny_bundles["classification"].parent.parent / "classification" / "test.csv"
+    """Test that evaluate's accuracy matches its own per-window rows and the trainer's figure."""
+    bundle = tiny_bundles["classification"]
+    data = bundle.parent.parent / "classification" / "test.csv"
     out_csv = tmp_path / "pred.csv"
     assert (
         main(
             [
                 "evaluate",
-                str(tiny_bundles["classification"]),
+                str(bundle),
                 "--data",
                 str(data),
                 "--label-column",
@@ -55,18 +59,41 @@ def test_evaluate_json_and_predictions_csv(
         == 0
     )
     report = json.loads(capsys.readouterr().out)
-    assert report["examples"] == 120 and 0.0 <= report["metrics"]["accuracy"] <= 1.0
-    rows = out_csv.read_text().splitlines()
-    assert rows[0] == "index,tag,target,prediction" and len(rows) == 121
-    assert rows[1].split(",")[3] in {"normal", "worn"}
+    rows = list(csv.DictReader(out_csv.open()))
+    assert report["examples"] == len(rows) == 120
+    labels = read_bundle(bundle).manifest.output.labels
+    assert {r["prediction"] for r in rows} <= set(labels)
+    # Accuracy recounted by hand from the rows: target index -> label, compared with prediction.
+    right = sum(labels[int(r["target"])] == r["prediction"] for r in rows)
+    assert report["metrics"]["accuracy"] == pytest.approx(right / len(rows), abs=1e-12)
+    # The same held-out file the trainer scored: the bundle's own int8 figure.
+    metrics = read_bundle(bundle).manifest.metrics.values
+    assert report["metrics"]["accuracy"] == pytest.approx(metrics["accuracy"].int8_model)
+    assert report["metrics"]["accuracy"] >= 0.85  # chance is 0.5 for these two states
 
 
-def test_evaluate_rul_on_units(tiny_bundles: dict[str, Path], capsys) -> None:
-    """Test that RUL evaluation scores the last window of each unit in a recording."""
-    data = tiny_bundles["rul"].parent.parent / "rul" / "test.csv"
-    assert main(["evaluate", str(tiny_bundles["rul"]), "--data", str(data), "--json"]) == 0
+def test_evaluate_rul_on_units(tiny_bundles: dict[str, Path], tmp_path: Path, capsys) -> None:
+    """Test that RUL evaluation scores each unit's last window: RMSE recomputed by hand."""
+    bundle = tiny_bundles["rul"]
+    data = bundle.parent.parent / "rul" / "test.csv"
+    out_csv = tmp_path / "pred.csv"
+    args = ["evaluate", str(bundle), "--data", str(data), "--json", "--predictions", str(out_csv)]
+    assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["examples"] == 6 and report["metrics"]["rmse"] >= 0
+    rows = list(csv.DictReader(out_csv.open()))
+    assert report["examples"] == len(rows) == 6
+    # The truth is each unit's RUL on its last row of the file.
+    last: dict[str, float] = {}
+    for line in data.read_text().splitlines()[1:]:
+        unit, *_, rul = line.split(",")
+        last[f"unit {unit}"] = float(rul)
+    assert {r["tag"]: float(r["target"]) for r in rows} == last
+    errors = [float(r["prediction"]) - float(r["target"]) for r in rows]
+    by_hand = float(np.sqrt(np.mean(np.square(errors))))
+    assert report["metrics"]["rmse"] == pytest.approx(by_hand, rel=1e-5)  # rows keep 6 digits
+    metrics = read_bundle(bundle).manifest.metrics.values
+    assert report["metrics"]["rmse"] == pytest.approx(metrics["rmse"].int8_model)
+    assert report["metrics"]["phm08_score"] == pytest.approx(metrics["phm08_score"].int8_model)
 
 
 @pytest.mark.parametrize(

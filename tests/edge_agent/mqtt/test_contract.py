@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from edge_agent.config.models import AlarmConfig
 from edge_agent.events import AlarmEvent, Event
@@ -70,3 +71,57 @@ def test_committed_schemas_are_current(tmp_path: Path) -> None:
         file = f"{name}.v1.schema.json"
         committed = json.loads((REPO_ROOT / "docs/schemas" / file).read_text())
         assert committed == json.loads((tmp_path / file).read_text()), file
+
+
+TASK_FIELDS = {
+    "classification": {
+        "label": "imbalance",
+        "confidence": 0.9,
+        "probabilities": {"healthy": 0.1, "imbalance": 0.9},
+    },
+    "anomaly": {"score": 0.7, "threshold": 0.45, "is_anomaly": True},
+    "rul": {"rul": 87.5, "units": "cycles"},
+}
+
+
+def _result(task: str, **fields) -> dict:
+    """A result payload as the agent publishes it, with the task's own fields."""
+    return {
+        "schema_version": 1,
+        "type": "result",
+        "device": "rig1",
+        "model": {"id": "m", "name": "m", "version": "1.0.0", "sha256": "0" * 64},
+        "seq": 1,
+        "window": {"start": 1.7e9, "end": 1.7e9 + 0.32},
+        "published_at": 1.7e9 + 1,
+        "task": task,
+        **fields,
+        "latency_ms": 2.5,
+        "historical": False,
+    }
+
+
+def _refusal(payload: dict) -> str:
+    """The messages (not the echoed input) of the ValidationError that `payload` must raise."""
+    with pytest.raises(ValidationError) as caught:
+        ResultPayload.model_validate(payload)
+    return " ".join(error["msg"] for error in caught.value.errors())
+
+
+@pytest.mark.parametrize("task", list(TASK_FIELDS))
+def test_result_payload_requires_the_fields_of_its_task(task: str) -> None:
+    """Test that a result missing (or nulling) any field its task answers with is refused."""
+    ResultPayload.model_validate(_result(task, **TASK_FIELDS[task]))
+    for missing in TASK_FIELDS[task]:
+        fields = {k: v for k, v in TASK_FIELDS[task].items() if k != missing}
+        assert missing in _refusal(_result(task, **fields))
+        assert missing in _refusal(_result(task, **fields, **{missing: None}))
+
+
+@pytest.mark.parametrize("task", list(TASK_FIELDS))
+def test_result_payload_refuses_the_fields_of_another_task(task: str) -> None:
+    """Test that a result carrying another task's answer (a RUL on a classifier...) is refused."""
+    for other, foreign in TASK_FIELDS.items():
+        if other != task:
+            for name, value in foreign.items():
+                assert name in _refusal(_result(task, **TASK_FIELDS[task], **{name: value}))

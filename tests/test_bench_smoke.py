@@ -1,0 +1,91 @@
+"""Every script in bench/ still runs: each is started as a real process with tiny sizes (the
+numbers are not checked, only that it exits 0 and prints complete tables)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+MESSAGES = 100
+# Tiny sizes per script; every script in bench/ must be listed (checked below).
+ARGS = {
+    "agent_bench.py": [
+        "--repeats=1",
+        "--windows=12",
+        "--invokes=50",
+        "--ingest-seconds=0.5",
+        "--settle-s=0.1",
+    ],
+    "mqtt_bench.py": [
+        "--repeats=1",
+        f"--messages={MESSAGES}",
+        "--backlog=200",
+        "--latency-seconds=0.2",
+    ],
+}
+NUMBER = r"[\d,.]+"
+
+
+def _rows(out: str, header: str) -> list[list[str]]:
+    """The body rows of the markdown table whose header line starts with `header`."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    assert re.fullmatch(r"\|(---\|)+", lines[start + 1]), lines[start + 1]
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_every_bench_script_runs_with_tiny_arguments() -> None:
+    """Test that each bench/ script exits 0 and prints its tables with a value in every row."""
+    assert {p.name for p in (REPO_ROOT / "bench").glob("*.py")} == set(ARGS)
+    processes = {  # side by side: each mostly waits on its own subprocesses and broker
+        name: subprocess.Popen(
+            [sys.executable, str(REPO_ROOT / "bench" / name), *args],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, args in ARGS.items()
+    }
+    outputs = {}
+    for name, process in processes.items():
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, f"{name}:\n{err}"
+        assert "Traceback" not in err, err
+        outputs[name] = out
+
+    agent = outputs["agent_bench.py"]
+    models = _rows(agent, "| bundle | raw invoke()/s")
+    assert [row[0] for row in models] == [
+        "vibration-fault",
+        "vibration-anomaly",
+        "cmapss-fd001-rul",
+    ]
+    assert all(re.fullmatch(NUMBER, cell) for row in models for cell in row[1:4]), models
+    ingest = _rows(agent, "| ingest, 3-axis 25.6 kHz")
+    assert len(ingest) == 3 and all(re.fullmatch(NUMBER, row[1]) for row in ingest), ingest
+    process = dict(_rows(agent, "| process (3 bundles loaded"))
+    assert re.fullmatch(rf"{NUMBER} MB", process["RSS while serving"]), process
+    assert re.fullmatch(rf"{NUMBER} s", process["process start to first result"]), process
+
+    mqtt = outputs["mqtt_bench.py"]
+    delivery = _rows(mqtt, f"| path ({MESSAGES} QoS 1 messages acknowledged)")
+    assert [row[0] for row in delivery] == [
+        "bare paho publish",
+        *(f"agent publisher via spool, fsync={f}" for f in ("normal", "always", "off")),
+    ]
+    # Not a timing: every message through the spool reached the subscriber.
+    assert [row[3] for row in delivery[1:]] == [f"{MESSAGES}/{MESSAGES}"] * 3
+    latency = _rows(mqtt, "| sensor row published -> result at subscriber")
+    assert [row[0] for row in latency] == ["100 windows/s", "1,000 windows/s"]
+    assert all(int(row[3]) > 0 for row in latency), latency
+    drain = dict(_rows(mqtt, "| backlog of 200 results after an outage"))
+    assert re.fullmatch(rf"{NUMBER} msg/s", drain["drain rate"]), drain
