@@ -34,7 +34,7 @@ def _write(folder: Path, stem: str, cert: x509.Certificate, key) -> None:
 
 def _ca(folder: Path, stem: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = _key()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(f"{stem} test CA"))
@@ -61,7 +61,7 @@ def _leaf(
     server: bool = False,
 ) -> None:
     key = _key()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     start, end = (
         (now - dt.timedelta(days=10), now - dt.timedelta(days=1))
         if expired

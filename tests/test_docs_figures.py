@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 
 import pytest
-import tomllib
 
 from edge_agent.sim.vibration import FAULTS
 from tests.conftest import REPO_ROOT

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -225,7 +225,7 @@ def train(
         version=config.version,
         task=config.task,
         description=config.description,
-        created_at=datetime.now(timezone.utc).replace(microsecond=0),
+        created_at=datetime.now(UTC).replace(microsecond=0),
         input=InputSpec(
             channels=data.channels,
             sample_rate_hz=data.sample_rate_hz,

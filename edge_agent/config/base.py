@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
-import tomllib
 from pydantic import Field, model_validator
 
 from edge_agent.errors import ConfigError
