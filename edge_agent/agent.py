@@ -30,7 +30,8 @@ from edge_agent.faults import Supervised
 from edge_agent.logs import RateLimiter
 from edge_agent.pipeline import ModelPipeline
 from edge_agent.runtime.model import load_model
-from edge_agent.sinks.base import KeepsSequence, PublishesHealth, ReportsStats, Sink
+from edge_agent.service.notify import Notifier, watchdog_interval_s
+from edge_agent.sinks.base import Connects, KeepsSequence, PublishesHealth, ReportsStats, Sink
 from edge_agent.sinks.fanout import Fanout
 from edge_agent.sinks.jsonl import JsonlSink
 from edge_agent.sources.base import AcceptsFaults, Source
@@ -41,6 +42,8 @@ from edge_agent.supervisor import Health, SourceRunner
 log = logging.getLogger("edge_agent.agent")
 MAX_BATCH_BLOCKS = 256  # blocks dispatched between two sink flushes when a backlog is queued
 EXIT_NO_OUTPUT = 3  # a finite run ended without producing what it was asked for
+READY_WAIT_S = 10.0  # longest wait for the first broker connection attempt before READY=1
+STATUS_INTERVAL_S = 5.0  # STATUS= refresh when systemd runs us without a watchdog
 Reply = dict[str, Any]
 
 
@@ -122,6 +125,11 @@ class Agent:
         self._work: queue.Queue[Callable[[], None]] = queue.Queue()  # run on the main thread
         self._next_metrics = time.monotonic()
         self._next_check = 0.0
+        self.notifier = Notifier()
+        self._watchdog_s = watchdog_interval_s()
+        self._next_ping = 0.0
+        self._rate_mark = (time.monotonic(), 0)  # (when, results) at the last status line
+        self._withheld: str | None = None  # why the last watchdog ping was withheld
         self.sinks: list[Sink] = []
         self._sink_keys: list[tuple[Any, ...]] = []
         self.fanout = Fanout([], self.counters, self.limiter)
@@ -320,6 +328,11 @@ class Agent:
         if now >= self._next_check:
             self._next_check = now + self.config.supervisor.check_interval_s
             self.supervise()
+        if self.notifier.enabled and now >= self._next_ping:
+            self._next_ping = now + (self._watchdog_s or STATUS_INTERVAL_S)
+            self.notifier.status(self.status_line())
+            if self._watchdog_s is not None and self.watchdog_ok():
+                self.notifier.watchdog()
         if now >= self._next_metrics:
             publishers = [s for s in self.sinks if isinstance(s, PublishesHealth)]
             self._next_metrics = now + min((s.metrics_interval_s for s in publishers), default=60)
@@ -336,6 +349,8 @@ class Agent:
 
     def _run(self) -> int:
         self.sources.start()
+        self._wait_first_attempts(READY_WAIT_S)
+        self.notifier.ready(self.status_line())
         exhausted = False
         while not self.stop_event.is_set():
             if self.reload_event.is_set():
@@ -381,6 +396,7 @@ class Agent:
     def shutdown(self) -> None:
         """Stop sources, drain the queue, then give sinks the rest of `shutdown_timeout_s` to
         deliver (an MQTT sink waits for acknowledgements) and close them."""
+        self.notifier.stopping()
         deadline = time.monotonic() + self.config.shutdown_timeout_s
         self.sources.stop(self.config.shutdown_timeout_s / 4)
         while time.monotonic() < deadline:
@@ -397,8 +413,15 @@ class Agent:
         """Apply the config file again; on any error keep everything running as it was."""
         if self.config_path is None:
             return {"ok": False, "error": "the agent was not started from a config file"}
+        self.notifier.reloading()
         try:
-            config = load_agent_config(self.config_path)
+            return self._reload(self.config_path)
+        finally:
+            self.notifier.ready(self.status_line())
+
+    def _reload(self, path: Path) -> Reply:
+        try:
+            config = load_agent_config(path)
             check_sinks(config)
             pipelines = build_pipelines(config)
             limiter = RateLimiter(config.log.repeat_interval_s)
@@ -429,6 +452,51 @@ class Agent:
             if isinstance(sink, PublishesHealth):
                 sink.publish_status(models_changed=True)
         return {"ok": True, "models": models, "sources": [s.id for s in config.sources]}
+
+    # ---- service manager ---------------------------------------------------------------------
+    def _wait_first_attempts(self, timeout: float) -> None:
+        """READY only once every broker connection has been tried (answered or failed), so a
+        broker that is down delays readiness by at most `timeout` and never prevents it."""
+        deadline = time.monotonic() + timeout
+        for sink in self.sinks:
+            if isinstance(sink, Connects):
+                sink.first_attempt.wait(max(0.0, deadline - time.monotonic()))
+
+    def watchdog_ok(self) -> bool:
+        """Whether to tell systemd we are alive: the main loop runs (we are in it), no steady
+        source is stuck, and no recovery has gone without a result past the deadline. A broker
+        outage is not a reason: the agent keeps inferring into its spool."""
+        deadline = self.config.supervisor.recovery_deadline_s
+        problems = [f"source {s} stuck" for s in self.sources.stuck()]
+        for part in [*self.sinks, *(slot.source for slot in self.sources.slots)]:
+            if isinstance(part, Supervised) and part.stuck_for() > deadline:
+                problems.append(f"{type(part).__name__} recovery without result for {deadline:g} s")
+        why = "; ".join(problems) or None
+        if why != self._withheld:
+            self._withheld = why
+            if why is not None:
+                self.counters["watchdog_withheld"] += 1
+                log.error(
+                    "withholding the watchdog ping; systemd will restart us", extra={"why": why}
+                )
+            else:
+                log.info("watchdog pings resumed")
+        return why is None
+
+    def status_line(self) -> str:
+        """One line for `systemctl status`: health, results/s, spool depth, broker, why."""
+        now, results = time.monotonic(), sum(p.results for p in self.pipelines)
+        since, before = self._rate_mark
+        self._rate_mark = (now, results)
+        parts = [self.health.state, f"{(results - before) / max(now - since, 1e-3):.1f} results/s"]
+        for sink in self.sinks:
+            if isinstance(sink, ReportsStats):
+                stats = sink.stats()
+                if "spool_messages" in stats:
+                    parts.append(f"spool {stats['spool_messages']}")
+                if "connected" in stats:
+                    parts.append("broker " + ("connected" if stats["connected"] else "unreachable"))
+        return "; ".join(parts + list(self.health.reasons[:1]))
 
     def stats(self) -> dict[str, Any]:
         states = self.sources.states()

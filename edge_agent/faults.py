@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -43,3 +44,26 @@ class Supervised(Protocol):
     def supervise(self) -> list[str]:
         """Recover what stopped; return what is wrong now (empty when all is well)."""
         ...
+
+    def stuck_for(self) -> float:
+        """Seconds since a recovery that has shown no sign of working yet (no progress, and no
+        clear outcome such as a refused or failed connection); 0 when nothing is pending. The
+        service watchdog stops when this passes the deadline: restarting is all that is left."""
+        ...
+
+
+class Recovery:
+    """When the current unconfirmed recovery began (monotonic), for `stuck_for`."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def started(self) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+
+    def confirmed(self) -> None:
+        self.since = None
+
+    def stuck_for(self) -> float:
+        return 0.0 if self.since is None else time.monotonic() - self.since

@@ -3,8 +3,9 @@
 Each source runs on its own thread behind a boundary. A source that crashes is restarted with
 capped exponential backoff (a finite one, such as a replay, is reported failed instead: a restart
 would repeat its data); a source that simply stops delivering is `idle`, reported per source,
-and is not a fault. The supervisor's findings become `Health`: `online`, or `degraded` with the
-reasons, never `online` while something keeps results from flowing.
+and is not a fault, unless it is a steady source (a simulator, a replay), which is then `stuck`.
+The supervisor's findings become `Health`: `online`, or `degraded` with the reasons, never
+`online` while something keeps results from flowing.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from typing import Literal
 
 from edge_agent.errors import EdgeError
 from edge_agent.faults import Supervised
-from edge_agent.sources.base import Emit, FiniteSource, Source
+from edge_agent.sources.base import Emit, FiniteSource, Source, SteadySource
 from edge_agent.stream.blocks import SampleBlock
 
 log = logging.getLogger("edge_agent.supervisor")
-SourceState = Literal["starting", "active", "idle", "finished", "restarting", "failed"]
+SourceState = Literal["starting", "active", "idle", "stuck", "finished", "restarting", "failed"]
 RESTART_MIN_S = 1.0
 
 
@@ -113,7 +114,10 @@ class SourceRunner:
                     problems += [f"source {source_id}: {p}" for p in slot.source.supervise()]
                 last = slot.last_block if slot.last_block is not None else slot.started
                 quiet = now - last > self.idle_after_s
-                if quiet:
+                if quiet and self._steady(slot):
+                    self._transition(slot, "stuck")
+                    problems.append(f"source {source_id} stuck: no samples while running")
+                elif quiet:
                     self._transition(slot, "idle")
                 else:
                     self._transition(slot, "active" if slot.last_block is not None else "starting")
@@ -154,10 +158,18 @@ class SourceRunner:
         if state == "active" and slot.state in ("starting", "restarting"):
             slot.backoff_s = RESTART_MIN_S  # delivering again: the next crash starts over
         previous, slot.state = slot.state, state
-        if state in ("idle", "finished") or previous == "idle":
+        if state in ("idle", "stuck", "finished") or previous in ("idle", "stuck"):
             log.info(
                 "source state", extra={"source": slot.source.id, "state": state, "was": previous}
             )
+
+    @staticmethod
+    def _steady(slot: SourceSlot) -> bool:
+        return isinstance(slot.source, SteadySource) and slot.source.steady
+
+    def stuck(self) -> list[str]:
+        """Sources whose thread runs but delivers nothing although it should (a wedged driver)."""
+        return [slot.source.id for slot in self.slots if slot.state == "stuck"]
 
     def states(self) -> dict[str, SourceState]:
         return {slot.source.id: slot.state for slot in self.slots}

@@ -42,6 +42,13 @@ class SupervisorConfig(StrictModel):
     restart_max_s: float = Field(
         default=30.0, ge=1, description="Longest wait before restarting a crashed source."
     )
+    recovery_deadline_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A recovery (new broker connection) with no result for this long, a stuck "
+        "source, or a blocked pipeline stops the systemd watchdog pings, so systemd restarts "
+        "the service; keep it below WatchdogSec.",
+    )
 
 
 class AgentConfig(StrictModel):

@@ -31,7 +31,7 @@ import paho.mqtt.client as mqtt
 from edge_agent.config.mqtt import MqttConfig
 from edge_agent.config.sinks import MqttSinkConfig
 from edge_agent.events import AlarmEvent, Event, Result
-from edge_agent.faults import Boundary
+from edge_agent.faults import Boundary, Recovery
 from edge_agent.logs import RateLimiter
 from edge_agent.mqtt.client import (
     AgentClient,
@@ -152,6 +152,8 @@ class MqttPublisher:
         self._news = True  # something may be sendable: set by flush, acks and connects
         self._last_progress = time.monotonic()  # last ack, or when the window became non-empty
         self._generation = 0
+        self.recovery = Recovery()
+        self.first_attempt = threading.Event()  # set once the broker has answered or failed
         self._health_backlog: deque[bytes] = deque(maxlen=HEALTH_BACKLOG)
         self.connected_event = threading.Event()
         self._client = self._start_client()
@@ -179,7 +181,13 @@ class MqttPublisher:
         client.on_publish = current("on_publish", self._on_publish)
         client.on_message = current("on_message", self._on_message)
         report = watch_connection(client, log, "publisher")
-        client.on_connect_fail = self.boundary.wrap("on_connect_fail", lambda *_: report())
+
+        def connect_failed(*_args: Any) -> None:
+            if generation == self._generation:
+                self._attempt_failed()
+            report()
+
+        client.on_connect_fail = self.boundary.wrap("on_connect_fail", connect_failed)
         self._report_failure = report
         connect_async(client, self.broker)
         client.loop_start()
@@ -202,6 +210,7 @@ class MqttPublisher:
         self._client = self._start_client()  # new generation: the old one's callbacks go quiet
         discard(old)
         self.counters["recoveries"] += 1
+        self.recovery.started()
         log.warning("publisher recovered: new broker connection", extra={"cause": why})
 
     def supervise(self) -> list[str]:
@@ -213,6 +222,7 @@ class MqttPublisher:
         now = time.monotonic()
         if not self._sender.is_alive():
             self.counters["recoveries"] += 1
+            self.recovery.started()
             log.warning("publisher recovered: sender thread restarted")
             self._sender = self._start_sender()
             problems.append("mqtt sender thread died; restarted")
@@ -227,6 +237,8 @@ class MqttPublisher:
                 f"{waiting} messages unacknowledged for {stalled_for:.0f} s while connected"
             )
             problems.append(f"delivery stalled for {stalled_for:.0f} s; reconnecting")
+        if self._connected and not waiting and self._sender.is_alive():
+            self.recovery.confirmed()  # connected with nothing outstanding: it worked
         self.spool.check()
         if self.spool.fault is not None:
             problems.append(
@@ -289,6 +301,9 @@ class MqttPublisher:
                 self.counters["health_events_dropped"] += 1
             self._health_backlog.append(payload)
 
+    def stuck_for(self) -> float:
+        return self.recovery.stuck_for()
+
     def sequence(self, model: str) -> int:
         return self.spool.sequence(model)
 
@@ -346,8 +361,10 @@ class MqttPublisher:
 
     # ---- paho callbacks (network thread, behind the boundary) --------------------------
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.first_attempt.set()
         if reason.is_failure:
             self.counters["connect_refused"] += 1
+            self.recovery.confirmed()
             log.warning("broker refused connection", extra={"reason": str(reason)})
             return
         self._publish_untracked(self.topics.status, orjson.dumps(self._birth()), qos=1, retain=True)
@@ -371,7 +388,13 @@ class MqttPublisher:
         self.connected_event.set()
         log.info("connected to broker", extra={"backlog_up_to": boundary})
 
+    def _attempt_failed(self) -> None:
+        """A connection attempt ended clearly (refused, unreachable): an outage, not a wedge."""
+        self.first_attempt.set()
+        self.recovery.confirmed()
+
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self._attempt_failed()
         with self._cond:
             was_connected, self._connected = self._connected, False
         self.connected_event.clear()
@@ -409,6 +432,7 @@ class MqttPublisher:
                 self._untracked.discard(mid)
                 return
             self._last_progress = time.monotonic()
+            self.recovery.confirmed()
             spool_id = self._inflight.pop(mid, None)
             if spool_id is None:
                 self._early.add(mid)

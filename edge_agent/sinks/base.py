@@ -6,6 +6,7 @@ having the methods, and the agent never probes attributes by name.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Protocol, runtime_checkable
 
 from edge_agent.events import Event
@@ -47,3 +48,11 @@ class PublishesHealth(Protocol):
     def publish_status(self, models_changed: bool = False) -> None: ...
 
     def publish_health_event(self, event: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Connects(Protocol):
+    """Talks to a remote end; `first_attempt` is set once the first connection attempt has an
+    outcome (connected, refused or failed), which is when the service reports READY."""
+
+    first_attempt: threading.Event

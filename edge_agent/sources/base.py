@@ -38,3 +38,11 @@ class AcceptsFaults(Protocol):
     """A simulated machine whose fault can be switched at run time (the `fault` command)."""
 
     def set_fault(self, fault: str, severity: float = 1.0) -> None: ...
+
+
+@runtime_checkable
+class SteadySource(Protocol):
+    """Produces blocks at a steady pace whenever it runs (a simulator, a replay): silence from it
+    means it is stuck, not that the machine is quiet."""
+
+    steady: bool

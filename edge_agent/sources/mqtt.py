@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 
 from edge_agent.config.mqtt import MqttConfig
 from edge_agent.config.sources import MqttSourceConfig
-from edge_agent.faults import Boundary
+from edge_agent.faults import Boundary, Recovery
 from edge_agent.logs import RateLimiter
 from edge_agent.mqtt.client import (
     AgentClient,
@@ -48,6 +48,7 @@ class MqttSource:
         self._client: AgentClient | None = None
         self._emit: Emit | None = None
         self._generation = 0
+        self.recovery = Recovery()
         self.connected = threading.Event()
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
@@ -67,8 +68,12 @@ class MqttSource:
         self._client = self._start_client()
         discard(old)
         self.counters["recoveries"] += 1
+        self.recovery.started()
         log.warning("source recovered: new broker connection", extra={"source": self.id})
         return ["network thread ended; reconnecting"]
+
+    def stuck_for(self) -> float:
+        return self.recovery.stuck_for()
 
     def _start_client(self) -> AgentClient:
         self._generation += 1
@@ -93,6 +98,7 @@ class MqttSource:
         return client
 
     def _on_connect(self, c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.recovery.confirmed()  # the broker answered: any outage from here is an outage
         if reason.is_failure:
             self.counters["connect_refused"] += 1
             log.warning("source connect refused", extra={"source": self.id, "reason": str(reason)})
@@ -123,6 +129,7 @@ class MqttSource:
         self._emit(block)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.recovery.confirmed()
         if self.connected.is_set():
             self.connected.clear()
             self.counters["disconnects"] += 1

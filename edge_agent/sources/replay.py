@@ -36,6 +36,7 @@ class ReplaySource:
         self.id = config.id
         self.config = config
         self.finite = not config.loop
+        self.steady = True
         self.counters: Counter[str] = Counter()
         self.channels, self.values, self.times = load_recording(config)
 

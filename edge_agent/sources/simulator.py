@@ -18,6 +18,7 @@ class SimulatorSource:
         self.id = config.id
         self.config = config
         self.finite = config.duration_s is not None
+        self.steady = True
         self.counters: Counter[str] = Counter()
         self.sim = VibrationSimulator(
             MachineConditions(
