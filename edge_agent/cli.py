@@ -131,6 +131,22 @@ def _watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _service(args: argparse.Namespace) -> int:
+    from edge_agent.service.install import Installer, execute
+
+    installer = Installer(
+        Path(args.root),
+        Path(args.wheelhouse) if args.wheelhouse else None,
+        args.system_site_packages,
+    )
+    if args.action == "install":
+        steps = installer.install_steps()
+    else:
+        steps = installer.uninstall_steps(args.purge)
+    execute(steps, args.dry_run)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,6 +188,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=1.0, help="seconds between redraws")
     p.add_argument("--updates", type=int, help="stop after this many redraws")
     p.set_defaults(func=_watch)
+
+    p = sub.add_parser("service", help="install, upgrade or remove the systemd service (root)")
+    p.add_argument("action", choices=["install", "uninstall"])
+    p.add_argument("--root", default="/", help="install into this root instead of the system")
+    p.add_argument("--dry-run", action="store_true", help="print the steps, change nothing")
+    p.add_argument("--wheelhouse", help="offline: install from wheels in this folder")
+    p.add_argument(
+        "--system-site-packages",
+        action="store_true",
+        help="let the virtualenv use the system's packages (e.g. Debian's python3-numpy)",
+    )
+    p.add_argument("--purge", action="store_true", help="uninstall: remove config and state too")
+    p.set_defaults(func=_service)
     return parser
 
 

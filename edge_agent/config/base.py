@@ -12,19 +12,25 @@ from pydantic import Field, model_validator
 from edge_agent.errors import ConfigError
 from edge_agent.schema import ModelT, StrictModel, read_validated
 
+SECRET_KINDS = ("value", "env", "file", "credential")
+
 
 class Secret(StrictModel):
-    """A secret given inline, by environment variable or by file; its value is never logged."""
+    """A secret given inline, by environment variable, by file, or as a systemd credential
+    (`LoadCredential=`, read from $CREDENTIALS_DIRECTORY); its value is never logged."""
 
     value: str | None = Field(default=None, repr=False)
     env: str | None = None
     file: Path | None = None
+    credential: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Secret:
-        given = [name for name in ("value", "env", "file") if getattr(self, name) is not None]
+        given = [name for name in SECRET_KINDS if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of value, env or file (got {given or 'none'})")
+            raise ValueError(
+                f"give exactly one of {', '.join(SECRET_KINDS)} (got {given or 'none'})"
+            )
         return self
 
     def reveal(self) -> str:
@@ -36,11 +42,20 @@ class Secret(StrictModel):
             if found is None:
                 raise ValueError(f"environment variable {self.env} is not set")
             return found
-        assert self.file is not None
+        path = self.file
+        if self.credential is not None:
+            directory = os.environ.get("CREDENTIALS_DIRECTORY")
+            if directory is None:
+                raise ValueError(
+                    f"credential {self.credential}: $CREDENTIALS_DIRECTORY is not set "
+                    "(not started by systemd with LoadCredential=)"
+                )
+            path = Path(directory) / self.credential
+        assert path is not None
         try:
-            return self.file.read_text(encoding="utf-8").strip()
+            return path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ValueError(f"cannot read secret file {self.file}: {exc.strerror}") from None
+            raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
 
     def __str__(self) -> str:
         return "<secret>"

@@ -1,0 +1,214 @@
+"""`edge-agent service install | uninstall`: put the agent on a device as a hardened systemd
+service, upgrade it in place, or take it off again.
+
+Every step is a small action that can be printed (`--dry-run`) or run, against the real system
+or a `--root` directory (a disk image being prepared, or a test). Running install again over an
+existing install upgrades the program and keeps the config and the state. Uninstall keeps the
+config and the state unless asked to purge them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_agent.errors import EdgeError
+
+UNIT = "edge-agent.service"
+USER = "edge-agent"
+PREFIX = Path("/opt/edge-agent")
+VENV = PREFIX / "venv"
+CONFIG_DIR = Path("/etc/edge-agent")
+STATE_DIR = Path("/var/lib/edge-agent")
+UNIT_DIR = Path("/etc/systemd/system")
+SYSUSERS = Path("/usr/lib/sysusers.d/edge-agent.conf")
+SOURCE = Path(__file__).resolve().parents[2]  # the checkout (or sdist) being installed
+SYSTEMD_FILES = SOURCE / "systemd"
+REFERENCE_MODELS = ("vibration-fault",)  # what the config template runs until it is edited
+
+
+class InstallError(EdgeError):
+    """A step of install or uninstall failed; the message names the step."""
+
+
+@dataclass(frozen=True)
+class Step:
+    what: str
+    run: Callable[[], None]
+
+
+def _command(*argv: str | Path) -> Callable[[], None]:
+    def run() -> None:
+        done = subprocess.run([str(a) for a in argv], capture_output=True, text=True)
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip().splitlines()
+            raise InstallError(
+                f"{' '.join(map(str, argv))}: {detail[-1] if detail else done.returncode}"
+            )
+
+    return run
+
+
+def _in_order(*actions: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        for action in actions:
+            action()
+
+    return run
+
+
+def _copytree(source: Path, target: Path) -> Callable[[], None]:
+    return lambda: shutil.copytree(source, target)
+
+
+def _copy(source: Path, target: Path, mode: int) -> Callable[[], None]:
+    def run() -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        target.chmod(mode)
+
+    return run
+
+
+class Installer:
+    def __init__(
+        self,
+        root: Path = Path("/"),
+        wheelhouse: Path | None = None,
+        system_site_packages: bool = False,
+        python: str = sys.executable,
+    ) -> None:
+        self.root = root
+        self.wheelhouse = wheelhouse
+        self.system_site_packages = system_site_packages
+        self.python = python
+        self.live = root == Path("/")  # only then talk to the running systemd
+
+    def at(self, path: Path) -> Path:
+        return self.root / path.relative_to("/")
+
+    def install_steps(self) -> list[Step]:
+        if not (SYSTEMD_FILES / UNIT).is_file():
+            raise InstallError(
+                f"{SYSTEMD_FILES / UNIT} not found: run the installer from a checkout or sdist "
+                "of edge-pdm (it installs the unit and templates from its systemd/ folder)"
+            )
+        venv, config = self.at(VENV), self.at(CONFIG_DIR / "agent.toml")
+        upgrading = venv.exists()
+        steps = [
+            Step(
+                f"install {SYSUSERS} (system user {USER})",
+                _copy(SYSTEMD_FILES / "edge-agent.sysusers", self.at(SYSUSERS), 0o644),
+            ),
+            Step(
+                f"create user {USER} (systemd-sysusers)",
+                _in_order(
+                    lambda: self.at(Path("/etc")).mkdir(parents=True, exist_ok=True),
+                    _command("systemd-sysusers", f"--root={self.root}", self.at(SYSUSERS)),
+                ),
+            ),
+        ]
+        if not upgrading:
+            venv_args = ["--system-site-packages"] if self.system_site_packages else []
+            steps.append(
+                Step(
+                    f"create virtualenv {VENV}",
+                    _command(self.python, "-m", "venv", *venv_args, venv),
+                )
+            )
+        pip = [venv / "bin" / "python", "-m", "pip", "install", "--upgrade", "--quiet"]
+        if self.wheelhouse is not None:  # offline: wheels built on a workstation
+            pip += ["--no-index", "--find-links", self.wheelhouse, "edge-pdm[agent]"]
+        else:
+            pip += [f"{SOURCE}[agent]"]
+        steps.append(
+            Step(
+                ("upgrade" if upgrading else "install") + f" edge-pdm[agent] into {VENV}",
+                _command(*pip),
+            )
+        )
+        if not config.exists():
+            steps.append(
+                Step(
+                    f"write {CONFIG_DIR / 'agent.toml'} from the commented template",
+                    _copy(SYSTEMD_FILES / "agent.toml", config, 0o640),
+                )
+            )
+        else:
+            steps.append(Step(f"keep {CONFIG_DIR / 'agent.toml'} (exists)", lambda: None))
+        for bundle in REFERENCE_MODELS:
+            target = self.at(STATE_DIR / "models" / bundle)
+            if not target.exists():
+                steps.append(
+                    Step(
+                        f"copy reference bundle {bundle} to {STATE_DIR / 'models'}",
+                        _copytree(SOURCE / "models" / bundle, target),
+                    )
+                )
+        steps.append(
+            Step(
+                f"install {UNIT_DIR / UNIT}",
+                _copy(SYSTEMD_FILES / UNIT, self.at(UNIT_DIR / UNIT), 0o644),
+            )
+        )
+        if self.live:
+            steps.append(Step("systemctl daemon-reload", _command("systemctl", "daemon-reload")))
+        steps.append(
+            Step(
+                f"enable {UNIT}",
+                _command("systemctl", f"--root={self.root}", "enable", UNIT)
+                if not self.live
+                else _command("systemctl", "enable", UNIT),
+            )
+        )
+        if self.live:
+            steps.append(Step(f"(re)start {UNIT}", _command("systemctl", "restart", UNIT)))
+        return steps
+
+    def uninstall_steps(self, purge: bool) -> list[Step]:
+        steps = []
+        if self.live:
+            steps.append(
+                Step(f"stop and disable {UNIT}", _command("systemctl", "disable", "--now", UNIT))
+            )
+        else:
+            steps.append(
+                Step(
+                    f"disable {UNIT}", _command("systemctl", f"--root={self.root}", "disable", UNIT)
+                )
+            )
+        steps.append(
+            Step(
+                f"remove {UNIT_DIR / UNIT}",
+                lambda: self.at(UNIT_DIR / UNIT).unlink(missing_ok=True),
+            )
+        )
+        if self.live:
+            steps.append(Step("systemctl daemon-reload", _command("systemctl", "daemon-reload")))
+        steps.append(
+            Step(f"remove {PREFIX}", lambda: shutil.rmtree(self.at(PREFIX), ignore_errors=True))
+        )
+        if purge:
+            for path in (CONFIG_DIR, STATE_DIR):
+                steps.append(
+                    Step(
+                        f"remove {path} (purge)",
+                        lambda p=path: shutil.rmtree(self.at(p), ignore_errors=True),
+                    )
+                )
+        else:
+            steps.append(
+                Step(f"keep {CONFIG_DIR} and {STATE_DIR} (--purge removes them)", lambda: None)
+            )
+        return steps
+
+
+def execute(steps: list[Step], dry_run: bool, out: Callable[[str], None] = print) -> None:
+    for number, step in enumerate(steps, 1):
+        out(f"{'would ' if dry_run else ''}[{number}/{len(steps)}] {step.what}")
+        if not dry_run:
+            step.run()

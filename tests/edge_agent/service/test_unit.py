@@ -1,0 +1,147 @@
+"""The systemd unit as shipped: installed into a temporary root by the real installer, verified
+by systemd-analyze, scored for exposure, upgraded in place and removed; and the interpreter
+proven to run with W^X memory, which the unit's MemoryDenyWriteExecute demands."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge_agent.config import load_agent_config
+from tests.conftest import REPO_ROOT
+
+UNIT = REPO_ROOT / "systemd" / "edge-agent.service"
+MAX_EXPOSURE = 1.5
+
+
+def _run(*argv: str | Path, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in argv], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def _service(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return _run(sys.executable, "-m", "edge_agent.cli", "service", *args)
+
+
+def _exposure(unit_dir: Path) -> float:
+    found = _run("systemd-analyze", "security", "--offline=yes", unit_dir / "edge-agent.service")
+    match = re.search(r"Overall exposure level for edge-agent.service: ([0-9.]+)", found.stdout)
+    assert match, found.stdout + found.stderr
+    return float(match.group(1))
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real install (venv reusing this interpreter's packages) into a temporary root."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd-analyze missing: install Debian's systemd package (.ci/run does)")
+    root = tmp_path_factory.mktemp("root")
+    done = _service("install", "--root", root, "--system-site-packages")
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def test_install_lays_out_user_program_config_unit_and_enables_it(installed: Path) -> None:
+    """Test that install creates the system user, the virtualenv with the agent, the config
+    from the template (which validates), a reference bundle, the unit and its enable link."""
+    assert re.search(r"^edge-agent:x:\d+:\d+:", (installed / "etc/passwd").read_text(), re.M)
+    agent = installed / "opt/edge-agent/venv/bin/edge-agent"
+    assert _run(agent, "--help").returncode == 0
+    config = installed / "etc/edge-agent/agent.toml"
+    assert load_agent_config(config).device_id == "edge-device-01"
+    assert (installed / "var/lib/edge-agent/models/vibration-fault/manifest.json").is_file()
+    unit = installed / "etc/systemd/system/edge-agent.service"
+    assert unit.read_text() == UNIT.read_text()
+    link = installed / "etc/systemd/system/multi-user.target.wants/edge-agent.service"
+    assert link.is_symlink()
+
+
+def test_installed_unit_passes_systemd_analyze_verify(installed: Path, tmp_path: Path) -> None:
+    """Test `systemd-analyze verify` on the installed unit, its ExecStart pointing into the
+    temporary root (verify checks that the program exists and is executable)."""
+    unit = tmp_path / "edge-agent.service"
+    unit.write_text(UNIT.read_text().replace("/opt/edge-agent", str(installed / "opt/edge-agent")))
+    done = _run("systemd-analyze", "verify", unit, cwd=tmp_path)
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+
+
+def test_exposure_scores_of_the_unit_and_its_device_drop_ins(tmp_path: Path) -> None:
+    """Test that `systemd-analyze security` scores the unit, and the unit with each device
+    drop-in (sensor bus, Coral), at most 1.5."""
+    scores = {"unit": _exposure(UNIT.parent)}
+    for drop_in in sorted((REPO_ROOT / "systemd/drop-ins").glob("*.conf")):
+        folder = tmp_path / drop_in.stem
+        (folder / "edge-agent.service.d").mkdir(parents=True)
+        shutil.copy(UNIT, folder)
+        shutil.copy(drop_in, folder / "edge-agent.service.d")
+        scores[drop_in.stem] = _exposure(folder)
+    print("exposure:", scores)
+    assert set(scores) == {"unit", "sensor-bus", "coral"}
+    assert all(score <= MAX_EXPOSURE for score in scores.values()), scores
+
+
+def test_install_again_upgrades_in_place_and_uninstall_keeps_state(installed: Path) -> None:
+    """Test that a second install keeps an edited config and the state, that a dry run
+    changes nothing, and that uninstall removes program and unit but keeps config and state
+    (and --purge removes those too)."""
+    config = installed / "etc/edge-agent/agent.toml"
+    config.write_text(config.read_text().replace("edge-device-01", "press-07"))
+    spool = installed / "var/lib/edge-agent/spool/press-07@broker_1883-0.sqlite3"
+    spool.parent.mkdir(parents=True, exist_ok=True)
+    spool.write_bytes(b"state")
+    upgrade = _service("install", "--root", installed, "--system-site-packages")
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "upgrade edge-pdm[agent]" in upgrade.stdout and "keep /etc/edge-agent" in upgrade.stdout
+    assert load_agent_config(config).device_id == "press-07" and spool.read_bytes() == b"state"
+    before = sorted(p.relative_to(installed) for p in installed.rglob("*"))
+    dry = _service("uninstall", "--root", installed, "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.startswith("would [1/")
+    assert sorted(p.relative_to(installed) for p in installed.rglob("*")) == before
+    removed = _service("uninstall", "--root", installed)
+    assert removed.returncode == 0, removed.stderr
+    assert not (installed / "opt/edge-agent").exists()
+    assert not (installed / "etc/systemd/system/edge-agent.service").exists()
+    assert not (
+        installed / "etc/systemd/system/multi-user.target.wants/edge-agent.service"
+    ).exists()
+    assert config.exists() and spool.exists()
+    purged = _service("uninstall", "--root", installed, "--purge")
+    assert purged.returncode == 0, purged.stderr
+    assert not config.exists() and not spool.exists()
+
+
+MDWE_WRAPPER = """
+import ctypes, runpy, sys
+PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0:
+    sys.exit(f"PR_SET_MDWE failed: errno {ctypes.get_errno()}")
+sys.argv = ["edge-agent", *sys.argv[1:]]
+runpy.run_module("edge_agent.cli", run_name="__main__")
+"""
+
+
+def test_interpreter_runs_with_memory_that_is_never_writable_and_executable() -> None:
+    """Test that every reference bundle verifies and runs its golden test with the kernel
+    refusing any memory mapping that gains execute permission (PR_SET_MDWE), the guarantee
+    MemoryDenyWriteExecute=yes gives (systemd enforces it with seccomp instead)."""
+    refused = _run(
+        sys.executable,
+        "-c",
+        MDWE_WRAPPER.split("sys.argv")[0]
+        + "import mmap\ntry:\n    mmap.mmap(-1, 4096, prot=7)\nexcept PermissionError:\n"
+        "    sys.exit(0)\nsys.exit('a writable and executable mapping was allowed')",
+    )
+    assert refused.returncode == 0, refused.stderr  # the restriction is real in this process
+    for bundle in ("vibration-fault", "vibration-anomaly", "cmapss-fd001-rul"):
+        done = _run(
+            sys.executable, "-c", MDWE_WRAPPER, "check-model", REPO_ROOT / "models" / bundle
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "golden max error" in done.stdout
