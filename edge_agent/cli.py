@@ -132,19 +132,9 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _service(args: argparse.Namespace) -> int:
-    from edge_agent.service.install import Installer, execute
+    from edge_agent.service.install import run
 
-    installer = Installer(
-        Path(args.root),
-        Path(args.wheelhouse) if args.wheelhouse else None,
-        args.system_site_packages,
-    )
-    if args.action == "install":
-        steps = installer.install_steps()
-    else:
-        steps = installer.uninstall_steps(args.purge)
-    execute(steps, args.dry_run)
-    return 0
+    return run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,16 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_watch)
 
     p = sub.add_parser("service", help="install, upgrade or remove the systemd service (root)")
-    p.add_argument("action", choices=["install", "uninstall"])
-    p.add_argument("--root", default="/", help="install into this root instead of the system")
-    p.add_argument("--dry-run", action="store_true", help="print the steps, change nothing")
-    p.add_argument("--wheelhouse", help="offline: install from wheels in this folder")
-    p.add_argument(
-        "--system-site-packages",
-        action="store_true",
-        help="let the virtualenv use the system's packages (e.g. Debian's python3-numpy)",
-    )
-    p.add_argument("--purge", action="store_true", help="uninstall: remove config and state too")
+    from edge_agent.service.install import add_arguments
+
+    add_arguments(p)
     p.set_defaults(func=_service)
     return parser
 

@@ -9,6 +9,7 @@ config and the state unless asked to purge them.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -26,8 +27,7 @@ CONFIG_DIR = Path("/etc/edge-agent")
 STATE_DIR = Path("/var/lib/edge-agent")
 UNIT_DIR = Path("/etc/systemd/system")
 SYSUSERS = Path("/usr/lib/sysusers.d/edge-agent.conf")
-SOURCE = Path(__file__).resolve().parents[2]  # the checkout (or sdist) being installed
-SYSTEMD_FILES = SOURCE / "systemd"
+CHECKOUT = Path(__file__).resolve().parents[2]  # when run from a checkout (editable install)
 REFERENCE_MODELS = ("vibration-fault",)  # what the config template runs until it is edited
 
 
@@ -81,7 +81,12 @@ class Installer:
         wheelhouse: Path | None = None,
         system_site_packages: bool = False,
         python: str = sys.executable,
+        source: Path = CHECKOUT,
     ) -> None:
+        """`source` is the checkout or unpacked sdist whose systemd/ and models/ folders are
+        installed (and which pip installs, unless a wheelhouse is given)."""
+        self.source = source
+        self.systemd_files = source / "systemd"
         self.root = root
         self.wheelhouse = wheelhouse
         self.system_site_packages = system_site_packages
@@ -92,17 +97,17 @@ class Installer:
         return self.root / path.relative_to("/")
 
     def install_steps(self) -> list[Step]:
-        if not (SYSTEMD_FILES / UNIT).is_file():
+        if not (self.systemd_files / UNIT).is_file():
             raise InstallError(
-                f"{SYSTEMD_FILES / UNIT} not found: run the installer from a checkout or sdist "
-                "of edge-pdm (it installs the unit and templates from its systemd/ folder)"
+                f"{self.systemd_files / UNIT} not found: give --source, a checkout or unpacked "
+                "sdist of edge-pdm (its systemd/ folder holds the unit and templates)"
             )
         venv, config = self.at(VENV), self.at(CONFIG_DIR / "agent.toml")
         upgrading = venv.exists()
         steps = [
             Step(
                 f"install {SYSUSERS} (system user {USER})",
-                _copy(SYSTEMD_FILES / "edge-agent.sysusers", self.at(SYSUSERS), 0o644),
+                _copy(self.systemd_files / "edge-agent.sysusers", self.at(SYSUSERS), 0o644),
             ),
             Step(
                 f"create user {USER} (systemd-sysusers)",
@@ -124,7 +129,7 @@ class Installer:
         if self.wheelhouse is not None:  # offline: wheels built on a workstation
             pip += ["--no-index", "--find-links", self.wheelhouse, "edge-pdm[agent]"]
         else:
-            pip += [f"{SOURCE}[agent]"]
+            pip += [f"{self.source}[agent]"]
         steps.append(
             Step(
                 ("upgrade" if upgrading else "install") + f" edge-pdm[agent] into {VENV}",
@@ -135,7 +140,7 @@ class Installer:
             steps.append(
                 Step(
                     f"write {CONFIG_DIR / 'agent.toml'} from the commented template",
-                    _copy(SYSTEMD_FILES / "agent.toml", config, 0o640),
+                    _copy(self.systemd_files / "agent.toml", config, 0o640),
                 )
             )
         else:
@@ -146,13 +151,13 @@ class Installer:
                 steps.append(
                     Step(
                         f"copy reference bundle {bundle} to {STATE_DIR / 'models'}",
-                        _copytree(SOURCE / "models" / bundle, target),
+                        _copytree(self.source / "models" / bundle, target),
                     )
                 )
         steps.append(
             Step(
                 f"install {UNIT_DIR / UNIT}",
-                _copy(SYSTEMD_FILES / UNIT, self.at(UNIT_DIR / UNIT), 0o644),
+                _copy(self.systemd_files / UNIT, self.at(UNIT_DIR / UNIT), 0o644),
             )
         )
         if self.live:
@@ -212,3 +217,50 @@ def execute(steps: list[Step], dry_run: bool, out: Callable[[str], None] = print
         out(f"{'would ' if dry_run else ''}[{number}/{len(steps)}] {step.what}")
         if not dry_run:
             step.run()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["install", "uninstall"])
+    parser.add_argument("--root", default="/", help="install into this root, not the system")
+    parser.add_argument("--dry-run", action="store_true", help="print the steps, change nothing")
+    parser.add_argument("--wheelhouse", help="offline: install from wheels in this folder")
+    parser.add_argument(
+        "--system-site-packages",
+        action="store_true",
+        help="let the virtualenv use the system's packages (e.g. Debian's python3-numpy)",
+    )
+    parser.add_argument("--purge", action="store_true", help="uninstall: remove config and state")
+    parser.add_argument("--source", help="the edge-pdm checkout to install (default: this one)")
+
+
+def run(args: argparse.Namespace) -> int:
+    installer = Installer(
+        Path(args.root),
+        Path(args.wheelhouse).resolve() if args.wheelhouse else None,
+        args.system_site_packages,
+        source=Path(args.source).resolve() if args.source else CHECKOUT,
+    )
+    steps = (
+        installer.install_steps()
+        if args.action == "install"
+        else installer.uninstall_steps(args.purge)
+    )
+    execute(steps, args.dry_run)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python3 -m edge_agent.service.install`: needs only the standard library, so a fresh
+    device can run it (or its dry run) from a checkout before anything is installed."""
+    parser = argparse.ArgumentParser(prog="edge-agent service", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except EdgeError as exc:
+        print(f"edge-agent service: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
