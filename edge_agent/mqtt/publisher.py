@@ -44,7 +44,7 @@ from edge_agent.mqtt.client import (
 )
 from edge_agent.mqtt.commands import Answer, CommandRouter, Handler, encode_reply
 from edge_agent.mqtt.homeassistant import discovery
-from edge_agent.mqtt.spool import PRIORITY_ALARM, PRIORITY_ROUTINE, Spool
+from edge_agent.mqtt.spool import PRIORITY_ALARM, PRIORITY_ROUTINE, Spool, adopt_legacy
 from edge_agent.mqtt.topics import Topics
 from edge_agent.paths import ensure_writable, state_dir
 
@@ -105,6 +105,8 @@ class MqttPublisher:
         self.boundary = Boundary(log, self.limiter, self.counters)
         path = check_spool_dir(config, broker, device)
         key = broker_key(config, broker)
+        if adopt_legacy(path.parent / f"{device}.sqlite3", path):
+            log.warning("spool from an earlier version adopted", extra={"path": str(path)})
         self.spool = Spool(
             path,
             max_bytes=int(config.spool_max_mb * 1024 * 1024),

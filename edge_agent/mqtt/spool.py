@@ -423,3 +423,16 @@ class Spool:
         self.commit()
         with self._lock, contextlib.suppress(sqlite3.Error):
             self._db.close()
+
+
+def adopt_legacy(legacy: Path, path: Path) -> bool:
+    """Move a spool written before spools were named per broker (`<device>.sqlite3`, schema
+    without identity) to `path`, with its write-ahead log, so an upgrade delivers its backlog.
+    The caller's Spool then stamps the schema version and identity into it."""
+    if path.exists() or not legacy.exists():
+        return False
+    for suffix in ("-wal", "-shm", ""):
+        source = Path(f"{legacy}{suffix}")
+        if source.exists():
+            source.rename(f"{path}{suffix}")
+    return True

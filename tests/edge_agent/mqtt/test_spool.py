@@ -3,12 +3,19 @@ results, storage faults held in memory and recovered, every drop counted."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
-from edge_agent.mqtt.spool import PRIORITY_ALARM, PRIORITY_ROUTINE, ROW_OVERHEAD, Spool
+from edge_agent.mqtt.spool import (
+    PRIORITY_ALARM,
+    PRIORITY_ROUTINE,
+    ROW_OVERHEAD,
+    Spool,
+    adopt_legacy,
+)
 
 ROW = 100 + len("t") + ROW_OVERHEAD  # what one `_fill` message costs against the cap
 
@@ -176,3 +183,28 @@ def test_spool_refuses_a_file_written_for_another_identity(tmp_path: Path) -> No
     Spool(tmp_path / "s.db", identity={"broker": "a:1883"}).close()
     with pytest.raises(ValueError, match="a:1883"):
         Spool(tmp_path / "s.db", identity={"broker": "b:1883"})
+
+
+def test_spool_from_before_identities_is_adopted_with_its_backlog(tmp_path: Path) -> None:
+    """Test that a spool file of the first schema (no meta table, named after the device) is
+    moved to the per-broker name on upgrade and keeps every message and sequence."""
+    legacy = tmp_path / "rig1.sqlite3"
+    db = sqlite3.connect(legacy, isolation_level=None)
+    db.executescript(
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
+        "payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, "
+        "priority INTEGER NOT NULL, created REAL NOT NULL);"
+        "CREATE TABLE sequences (model TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
+        "INSERT INTO messages (topic, payload, qos, retain, priority, created) "
+        "VALUES ('t', x'7b7d', 1, 0, 0, 1.0), ('t', x'7b7d', 1, 0, 0, 2.0);"
+        "INSERT INTO sequences VALUES ('m', 41);"
+    )
+    db.close()
+    target = tmp_path / "rig1@host_1883-abcd.sqlite3"
+    assert adopt_legacy(legacy, target) and not legacy.exists()
+    spool = Spool(target, identity={"device": "rig1", "broker": "host:1883"}, max_age_s=1e12)
+    assert spool.count == 2 and spool.sequence("m") == 41
+    meta = dict(spool._db.execute("SELECT key, value FROM meta").fetchall())
+    assert meta == {"schema_version": "1", "device": "rig1", "broker": "host:1883"}
+    assert not adopt_legacy(legacy, target)  # nothing left to adopt
