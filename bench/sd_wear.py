@@ -7,7 +7,7 @@ kernel's block statistics (/sys/block/loopN/stat, sectors written: data, SQLite'
 ext4's journal together), so page-cache tricks cannot hide a write. Log bytes (stderr, which
 journald stores on the same card) are counted separately. Needs root (mount, loop devices).
 
-    sudo python bench/sd_wear.py [--seconds 120] [--policies always normal off]
+    sudo python bench/sd_wear.py [--seconds 120] [--runs always:0 normal:0 off:0 normal:1]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def unmount(folder: Path, device: str) -> None:
     subprocess.run(["losetup", "-d", device], check=False)
 
 
-def config(folder: Path, port: int, fsync: str) -> Path:
+def config(folder: Path, port: int, fsync: str, interval: float) -> Path:
     models = "\n".join(
         f'[[models]]\nbundle = "{REPO / "models" / name}"\nsource = "motor"'
         for name in ("vibration-fault", "vibration-anomaly")
@@ -72,17 +72,23 @@ realtime = true
 kind = "mqtt"
 spool_dir = "{folder / "card" / "spool"}"
 fsync = "{fsync}"
+commit_interval_s = {interval}
 """
-    path = folder / f"agent-{fsync}.toml"
+    path = folder / f"agent-{fsync}-{interval}.toml"
     path.write_text(text)
     return path
 
 
-def measure(folder: Path, device: str, port: int, fsync: str, seconds: float) -> dict:
-    log = folder / f"agent-{fsync}.log"
+def measure(
+    folder: Path, device: str, port: int, fsync: str, interval: float, seconds: float
+) -> dict:
+    log = folder / f"agent-{fsync}-{interval}.log"
     with log.open("w") as stderr:
         agent = subprocess.Popen(
-            [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config(folder, port, fsync))],
+            [
+                *(sys.executable, "-m", "edge_agent.cli", "run", "-c"),
+                str(config(folder, port, fsync, interval)),
+            ],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
@@ -101,6 +107,7 @@ def measure(folder: Path, device: str, port: int, fsync: str, seconds: float) ->
     results = 12.5 * elapsed
     return {
         "fsync": fsync,
+        "interval": interval,
         "seconds": elapsed,
         "device MB/h": written / elapsed * 3600 / 1e6,
         "bytes/result": written / results,
@@ -111,7 +118,12 @@ def measure(folder: Path, device: str, port: int, fsync: str, seconds: float) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120.0, help="measured time per policy")
-    parser.add_argument("--policies", nargs="+", default=["always", "normal", "off"])
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        default=["always:0", "normal:0", "off:0", "normal:1", "normal:5"],
+        help="fsync policy:commit_interval_s pairs",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("sd_wear.py needs root (it mounts an ext4 image on a loop device)")
@@ -127,7 +139,10 @@ def main() -> int:
     )
     device = mount_ext4(folder)
     try:
-        rows = [measure(folder, device, port, policy, args.seconds) for policy in args.policies]
+        rows = []
+        for run in args.runs:
+            policy, interval = run.split(":")
+            rows.append(measure(folder, device, port, policy, float(interval), args.seconds))
     finally:
         unmount(folder, device)
         broker.terminate()
@@ -135,11 +150,12 @@ def main() -> int:
         shutil.rmtree(folder, ignore_errors=True)
     print("## Spool writes to the card at 12.5 results/s (broker up, every result acknowledged)")
     print()
-    print("| fsync | measured s | device MB/h | bytes/result | log kB/h |")
-    print("|---|---|---|---|---|")
+    print("| fsync | commit_interval_s | measured s | device MB/h | bytes/result | log kB/h |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
         print(
-            f"| {row['fsync']} | {row['seconds']:.0f} | {row['device MB/h']:.1f} | "
+            f"| {row['fsync']} | {row['interval']:g} | {row['seconds']:.0f} | "
+            f"{row['device MB/h']:.1f} | "
             f"{row['bytes/result']:,.0f} | {row['log kB/h']:.1f} |"
         )
     return 0

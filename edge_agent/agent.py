@@ -328,6 +328,7 @@ class Agent:
         if now >= self._next_check:
             self._next_check = now + self.config.supervisor.check_interval_s
             self.supervise()
+            self.fanout.flush()  # a quiet input must not leave a timed commit waiting
         if self.notifier.enabled and now >= self._next_ping:
             self._next_ping = now + (self._watchdog_s or STATUS_INTERVAL_S)
             self.notifier.status(self.status_line())

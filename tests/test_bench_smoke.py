@@ -25,6 +25,7 @@ ARGS = {
         "--backlog=200",
         "--latency-seconds=0.2",
     ],
+    "sd_wear.py": ["--seconds=2", "--runs", "normal:0", "normal:1"],
 }
 NUMBER = r"[\d,.]+"
 
@@ -89,3 +90,6 @@ def test_every_bench_script_runs_with_tiny_arguments() -> None:
     assert all(int(row[3]) > 0 for row in latency), latency
     drain = dict(_rows(mqtt, "| backlog of 200 results after an outage"))
     assert re.fullmatch(rf"{NUMBER} msg/s", drain["drain rate"]), drain
+    wear = _rows(outputs["sd_wear.py"], "| fsync | commit_interval_s")
+    assert [row[:2] for row in wear] == [["normal", "0"], ["normal", "1"]], wear
+    assert all(float(row[3].replace(",", "")) > 0 for row in wear), wear  # bytes really written

@@ -35,6 +35,15 @@ class MqttSinkConfig(StrictModel):
         "kept over results either way.",
     )
     fsync: Literal["always", "normal", "off"] = "normal"
+    commit_interval_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        description="0: results are written (and acknowledged ones deleted) once per batch of "
+        "sample blocks. Above 0: at most once per this interval, in one transaction, which "
+        "cuts what the spool writes to an SD card (docs/benchmarks.md) for that much added "
+        "latency and that much at risk in a crash. Alarms are written at once either way.",
+    )
     memory_max_mb: float = Field(
         default=8.0,
         gt=0,

@@ -157,6 +157,8 @@ class MqttPublisher:
         self.recovery = Recovery()
         self.first_attempt = threading.Event()  # set once the broker has answered or failed
         self._health_backlog: deque[bytes] = deque(maxlen=HEALTH_BACKLOG)
+        self._next_commit = 0.0
+        self._alarm_waiting = False
         self.connected_event = threading.Event()
         self._client = self._start_client()
         self._sender = self._start_sender()
@@ -258,14 +260,21 @@ class MqttPublisher:
             self.spool.put(self.topics.result(event.model.id), payload, 1, False, PRIORITY_ROUTINE)
             self.spool.set_sequence(event.model.id, event.seq)
         elif isinstance(event, AlarmEvent):
+            self._alarm_waiting = True
             self.spool.put(self.topics.alarm(event.model.id), payload, 1, True, PRIORITY_ALARM)
             self.spool.put(
                 self.topics.alarm_event(event.model.id), payload, 1, False, PRIORITY_ALARM
             )
 
     def flush(self) -> None:
-        self.spool.commit()
-        self._notify()
+        """Commit (and offer to the broker) what was emitted: every batch, or at most every
+        `commit_interval_s` unless an alarm is waiting."""
+        now = time.monotonic()
+        if self._alarm_waiting or now >= self._next_commit:
+            self._alarm_waiting = False
+            self._next_commit = now + self.config.commit_interval_s
+            self.spool.commit()
+            self._notify()
 
     @property
     def metrics_interval_s(self) -> float:
@@ -319,7 +328,7 @@ class MqttPublisher:
             and inflight
             and time.monotonic() - self._last_progress > self.config.stall_timeout_s
             else "ok",
-            "spool_messages": self.spool.count,
+            "spool_messages": self.spool.live_count,
             "spool_disk_bytes": self.spool.disk_bytes(),
             "spool_fault": self.spool.fault,
             "memory_held": self.spool.overflow_count,
@@ -330,11 +339,12 @@ class MqttPublisher:
         }
 
     def undelivered(self) -> int:
-        return self.spool.count + self.spool.overflow_count - len(self._acked)
+        return self.spool.live_count + self.spool.overflow_count - len(self._acked)
 
     def close(self, timeout: float = 5.0) -> None:
         """Graceful stop: while connected, wait up to `timeout` for every spooled message to be
         acknowledged; publish offline; disconnect; say how many remain for the next start."""
+        self._next_commit = 0.0
         self.flush()
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -476,12 +486,12 @@ class MqttPublisher:
 
     # ---- sender thread -------------------------------------------------------------------
     def _unsent(self) -> bool:
-        return self.spool.count > len(self._inflight) + len(self._acked)
+        return self.spool.live_count > len(self._inflight) + len(self._acked)
 
     def _delete_acked(self) -> None:
         with self._ack_lock:
             acked, self._acked = self._acked, []
-        self.spool.delete(acked)
+        self.spool.delete(acked, at_once=self.config.commit_interval_s == 0)
 
     def _send_loop(self) -> None:
         """Wake on news (new messages, acknowledgements, a connect), never by polling, so a

@@ -203,9 +203,10 @@ class Spool:
                 self._recovered(len(pending))
 
     def _write(self, rows: list[Row], sequences: dict[str, int]) -> None:
-        if not rows and not sequences:
+        if not rows and not sequences and not self._undeleted:
             return
         self._db.execute("BEGIN")
+        removed = self._remove(list(self._undeleted))  # deferred acknowledgements ride along
         self._expire()
         admitted = [row for row in rows if self._make_room(row)]
         self._db.executemany(
@@ -221,6 +222,7 @@ class Spool:
             list(sequences.items()),
         )
         self._db.execute("COMMIT")
+        self._acknowledged(removed)
         self.counters["spooled"] += len(admitted)
 
     def _make_room(self, row: Row) -> bool:
@@ -389,35 +391,48 @@ class Spool:
                 self._fail(exc)
                 return 0
 
-    def delete(self, ids: list[int]) -> None:
-        """Forget acknowledged messages (committed at once: an ack is final). If the disk
-        refuses, they are remembered and never offered again, and the delete is retried."""
+    def delete(self, ids: list[int], at_once: bool = True) -> None:
+        """Forget acknowledged messages. They are never offered again from now on; the rows go
+        in a transaction of their own (`at_once`), or with the next commit (fewer writes to the
+        card). If the disk refuses, the delete is retried with a later commit."""
         with self._lock:
-            ids = [*self._undeleted, *ids]
-            if not ids:
+            self._undeleted.update(ids)
+            if not at_once or not self._undeleted:
                 return
             try:
                 self._db.execute("BEGIN")
-                removed = 0
-                for first in range(0, len(ids), 500):
-                    chunk = ids[first : first + 500]
-                    marks = ",".join("?" * len(chunk))
-                    sizes = self._db.execute(
-                        f"DELETE FROM messages WHERE id IN ({marks}) "
-                        "RETURNING LENGTH(payload) + LENGTH(topic)",
-                        chunk,
-                    ).fetchall()
-                    removed += len(sizes)
-                    self.bytes -= sum(s[0] + ROW_OVERHEAD for s in sizes)
+                removed = self._remove(list(self._undeleted))
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
-                self._undeleted.update(ids)
                 self._fail(exc)
                 return
-            self.count -= removed
-            self.counters["acknowledged"] += removed
-            self._undeleted.clear()
+            self._acknowledged(removed)
+
+    def _remove(self, ids: list[int]) -> int:
+        """Delete rows inside the open transaction; returns how many there were."""
+        removed = 0
+        for first in range(0, len(ids), 500):
+            chunk = ids[first : first + 500]
+            marks = ",".join("?" * len(chunk))
+            sizes = self._db.execute(
+                f"DELETE FROM messages WHERE id IN ({marks}) "
+                "RETURNING LENGTH(payload) + LENGTH(topic)",
+                chunk,
+            ).fetchall()
+            removed += len(sizes)
+            self.bytes -= sum(s[0] + ROW_OVERHEAD for s in sizes)
+        return removed
+
+    def _acknowledged(self, removed: int) -> None:
+        self.count -= removed
+        self.counters["acknowledged"] += removed
+        self._undeleted.clear()
+
+    @property
+    def live_count(self) -> int:
+        """Messages not yet acknowledged (acknowledged rows may wait for the next commit)."""
+        return max(0, self.count - len(self._undeleted))
 
     def close(self) -> None:
         self.commit()

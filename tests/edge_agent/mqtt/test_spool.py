@@ -208,3 +208,19 @@ def test_spool_from_before_identities_is_adopted_with_its_backlog(tmp_path: Path
     meta = dict(spool._db.execute("SELECT key, value FROM meta").fetchall())
     assert meta == {"schema_version": "1", "device": "rig1", "broker": "host:1883"}
     assert not adopt_legacy(legacy, target)  # nothing left to adopt
+
+
+def test_deferred_acknowledgements_are_hidden_at_once_and_deleted_with_the_next_commit(
+    tmp_path: Path,
+) -> None:
+    """Test that acknowledged messages deleted `at_once=False` are never fetched again, leave
+    the rows until the next commit (one transaction for both), and are then gone."""
+    spool = Spool(tmp_path / "s.db")
+    _fill(spool, 4)
+    spool.delete([1, 2], at_once=False)
+    assert [m.id for m in spool.fetch(0, 10)] == [3, 4]
+    assert spool.count == 4 and spool.live_count == 2
+    assert spool._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 4
+    _fill(spool, 1)
+    assert spool._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 3
+    assert spool.count == 3 and spool.live_count == 3 and spool.counters["acknowledged"] == 2
