@@ -9,10 +9,19 @@ lets three epochs get there).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
+
+    from edge_agent.agent import Agent
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_RATE = 1000.0
@@ -216,6 +225,13 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.02) -> 
         time.sleep(interval)
 
 
+def wait_for_more(count, more: int, timeout: float, what: str) -> int:
+    """Wait until `count()` has grown by `more` from its value now, which is returned."""
+    before = count()
+    wait_until(lambda: count() >= before + more, timeout, what)
+    return before
+
+
 class Broker:
     """A real Mosquitto on a free loopback port, with its own config and log."""
 
@@ -341,6 +357,24 @@ class Subscriber:
         self.client.loop_stop()
 
 
+def mqtt_client(
+    broker: Broker, client_id: str, protocol: int | None = None, **callbacks
+) -> mqtt.Client:
+    """A paho client (MQTT 3.1.1 by default; `on_*` callbacks set first) on `broker`, looping."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv311 if protocol is None else protocol,
+    )
+    for name, callback in callbacks.items():
+        setattr(client, name, callback)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    return client
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """Complete JSON lines written so far (a line still being written is skipped)."""
     import json
@@ -378,3 +412,50 @@ def agent_config(
     path = folder / "agent.toml"
     path.write_text("\n".join(parts) + "\n")
     return path
+
+
+def start_agent(
+    config: Path,
+    stderr: int | IO = subprocess.PIPE,
+    stdout: int | IO = subprocess.DEVNULL,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen:
+    """Start `edge-agent run -c config` as a real process (text mode, stdout discarded)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=stdout,
+        stderr=stderr,
+        text=True,
+    )
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `edge-agent *args` to completion, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "edge_agent.cli", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def agent_thread(agent: Agent) -> threading.Thread:
+    """Run an in-process `Agent` on a daemon thread; return the started thread."""
+    thread = threading.Thread(target=agent.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def register_plugin(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    """Make `name` (factory `value`, "module:attr") the only source plugin installed."""
+    from importlib.metadata import EntryPoint
+
+    from edge_agent.sources import plugins
+
+    point = EntryPoint(name=name, value=value, group=plugins.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(
+        plugins, "entry_points", lambda group: [point] if group == plugins.ENTRY_POINT_GROUP else []
+    )

@@ -160,12 +160,13 @@ class MqttPublisher:
         self._next_commit = 0.0
         self._alarm_waiting = False
         self.connected_event = threading.Event()
-        self._client = self._start_client()
+        self._start_client()
         self._sender = self._start_sender()
 
     # ---- client lifecycle ------------------------------------------------------------------
     def _start_client(self) -> AgentClient:
-        """A new paho client whose callbacks ignore themselves once it has been replaced."""
+        """A new paho client, current before it connects (its callbacks publish through
+        `self._client`), whose callbacks ignore themselves once it has been replaced."""
         self._generation += 1
         generation = self._generation
         client = make_client(self.broker, f"edge-agent-{self.device}")
@@ -194,6 +195,7 @@ class MqttPublisher:
         client.on_connect_fail = self.boundary.wrap("on_connect_fail", connect_failed)
         self._report_failure = report
         connect_async(client, self.broker)
+        self._client = client
         client.loop_start()
         return client
 
@@ -211,7 +213,7 @@ class MqttPublisher:
         with self._cond:
             self._connected = False
         self.connected_event.clear()
-        self._client = self._start_client()  # new generation: the old one's callbacks go quiet
+        self._start_client()  # new generation: the old one's callbacks go quiet
         discard(old)
         self.counters["recoveries"] += 1
         self.recovery.started()

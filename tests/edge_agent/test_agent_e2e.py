@@ -6,14 +6,13 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge_agent.sim.vibration import MachineConditions, VibrationSimulator
-from tests.conftest import REPO_ROOT, read_jsonl, wait_until
+from tests.conftest import REPO_ROOT, read_jsonl, run_cli, start_agent, wait_for_more, wait_until
 
 RATE = 25600.0
 
@@ -50,27 +49,11 @@ path = "{folder / "out.jsonl"}"
     return path
 
 
-def _agent(config: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def test_replay_as_fast_as_possible_gives_every_window(tmp_path: Path) -> None:
     """Test that replaying a recording yields one correct result per window, then exits 0."""
     recording = _recording(tmp_path / "rec.npz")
     config = _config(tmp_path, f'[[sources]]\nkind = "replay"\nid = "m1"\npath = "{recording}"')
-    result = subprocess.run(
-        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_cli("run", "-c", str(config))
     assert result.returncode == 0, result.stderr
     events = read_jsonl(tmp_path / "out.jsonl")
     results = [e for e in events if e["type"] == "result"]
@@ -86,7 +69,7 @@ def test_replay_as_fast_as_possible_gives_every_window(tmp_path: Path) -> None:
 def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
     """Test that SIGTERM on a live simulator stops within the shutdown timeout with exit 0."""
     config = _config(tmp_path, '[[sources]]\nkind = "simulator"\nid = "m1"\nrealtime = true')
-    process = _agent(config)
+    process = start_agent(config, stdout=subprocess.PIPE)
     try:
         wait_until(lambda: len(read_jsonl(tmp_path / "out.jsonl")) >= 2, 30, "first results")
         process.send_signal(signal.SIGTERM)
@@ -103,7 +86,7 @@ def test_sighup_with_broken_bundle_keeps_serving(tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(REPO_ROOT / "models/vibration-fault", broken)
     config = _config(tmp_path, '[[sources]]\nkind = "simulator"\nid = "m1"\nrealtime = true')
-    process = _agent(config)
+    process = start_agent(config, stdout=subprocess.PIPE)
     try:
         wait_until(lambda: len(read_jsonl(tmp_path / "out.jsonl")) >= 1, 30, "first result")
         (broken / "model.tflite").write_bytes(b"garbage")
@@ -111,9 +94,9 @@ def test_sighup_with_broken_bundle_keeps_serving(tmp_path: Path) -> None:
             config.read_text().replace(str(REPO_ROOT / "models/vibration-fault"), str(broken))
         )
         process.send_signal(signal.SIGHUP)
-        count = len(read_jsonl(tmp_path / "out.jsonl"))
-        wait_until(
-            lambda: len(read_jsonl(tmp_path / "out.jsonl")) >= count + 3,
+        wait_for_more(
+            lambda: len(read_jsonl(tmp_path / "out.jsonl")),
+            3,
             30,
             "results after the failed reload",
         )
@@ -139,13 +122,7 @@ def test_bad_bundle_at_start_exits_2_with_one_line(tmp_path: Path, damage: str) 
     else:
         shutil.rmtree(bundle)
     config = _config(tmp_path, '[[sources]]\nkind = "simulator"\nid = "m1"', bundle)
-    result = subprocess.run(
-        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli("run", "-c", str(config), timeout=60)
     assert result.returncode == 2
     assert result.stderr.startswith("edge-agent: error: ")
     assert (
@@ -158,23 +135,14 @@ def test_infer_writes_jsonread_jsonl(tmp_path: Path) -> None:
     """Test that `edge-agent infer` runs a bundle over a recording and prints results."""
     recording = _recording(tmp_path / "rec.npz")
     out = tmp_path / "infer.jsonl"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edge_agent.cli",
-            "infer",
-            str(REPO_ROOT / "models/vibration-anomaly"),
-            "--input",
-            str(recording),
-            "--output",
-            str(out),
-            "--no-alarms",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_cli(
+        "infer",
+        str(REPO_ROOT / "models/vibration-anomaly"),
+        "--input",
+        str(recording),
+        "--output",
+        str(out),
+        "--no-alarms",
     )
     assert result.returncode == 0, result.stderr
     rows = read_jsonl(out)

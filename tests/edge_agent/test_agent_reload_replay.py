@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from edge_agent.sim.vibration import MachineConditions, VibrationSimulator
-from tests.conftest import REPO_ROOT, read_jsonl, wait_until
+from tests.conftest import REPO_ROOT, read_jsonl, start_agent, wait_until
 
 RATE = 25600.0
 WINDOW, HOP = 8192, 4096  # the vibration bundles' window and hop
@@ -29,16 +28,6 @@ def _config(folder: Path, sources: str, models: list[str]) -> Path:
         f'{bindings}\n[[sinks]]\nkind = "jsonl"\npath = "{folder / "out.jsonl"}"\n'
     )
     return path
-
-
-def _start(config: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _results(folder: Path, model: str) -> list[dict]:
@@ -60,7 +49,7 @@ def test_sighup_reload_adds_a_model_and_alters_the_stream(tmp_path: Path) -> Non
     """Test that a good reload serves the new config at once and continues sequence numbers."""
     simulator = '[[sources]]\nkind = "simulator"\nid = "m1"\nrealtime = true\nseed = 4'
     config = _config(tmp_path, simulator, ["vibration-fault"])
-    process = _start(config)
+    process = start_agent(config)
     try:
         wait_until(lambda: len(_results(tmp_path, "vibration-fault")) >= 3, 30, "first results")
         # The new config adds the anomaly model and puts a bearing fault on the machine.
@@ -117,7 +106,7 @@ def test_replay_loop_at_speed_10_is_paced_and_continues_the_clock(tmp_path: Path
         f'[[sources]]\nkind = "replay"\nid = "m1"\npath = "{recording}"\n'
         f"loop = true\nspeed = {speed}"
     )
-    process = _start(_config(tmp_path, replay, ["vibration-fault"]))
+    process = start_agent(_config(tmp_path, replay, ["vibration-fault"]))
     try:
         # Three passes of the recording: windows end beyond T0 + 3 x its length.
         wait_until(

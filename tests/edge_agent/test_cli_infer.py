@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ from edge_agent.pipeline import ModelPipeline
 from edge_agent.runtime import load_model
 from edge_agent.sim.vibration import CHANNELS, MachineConditions, generate
 from edge_agent.stream.blocks import SampleBlock
-from tests.conftest import REPO_ROOT, read_jsonl
+from tests.conftest import REPO_ROOT, read_jsonl, run_cli
 
 RATE = 25600.0  # vibration-anomaly: window 8192, hop 4096
 ANOMALY = REPO_ROOT / "models/vibration-anomaly"
@@ -43,14 +41,7 @@ def test_infer_on_a_recording_with_gaps_exits_3_with_the_reason(tmp_path: Path) 
     when a recording's holes leave no complete window."""
     recording = _vibration_csv(tmp_path / "gappy.csv", with_time=True, pause_every=5000)
     out = tmp_path / "out.jsonl"
-    command = [sys.executable, "-m", "edge_agent.cli", "infer", str(ANOMALY)]
-    result = subprocess.run(
-        [*command, "--input", str(recording), "--output", str(out)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_cli("infer", str(ANOMALY), "--input", str(recording), "--output", str(out))
     assert result.returncode == 3, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("edge-agent: error:")]
     assert errors == [result.stderr.splitlines()[-1]]  # one line, the last
@@ -163,13 +154,7 @@ def test_agent_replay_whose_windows_are_all_dropped_exits_3(tmp_path: Path) -> N
         f'[[models]]\nbundle = "{ANOMALY}"\nsource = "m1"\n'
         f'[[sinks]]\nkind = "jsonl"\npath = "{tmp_path / "out.jsonl"}"\n'
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_cli("run", "-c", str(config))
     assert result.returncode == 3, result.stderr
     assert read_jsonl(tmp_path / "out.jsonl") == []
     errors = [x for x in result.stderr.splitlines() if x.startswith("edge-agent: error:")]

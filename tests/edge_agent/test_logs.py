@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge_agent.logs import RateLimiter
-from tests.conftest import REPO_ROOT, read_jsonl, wait_until
+from tests.conftest import REPO_ROOT, read_jsonl, run_cli, wait_until
 
 
 def test_rate_limiter_allows_once_per_key_per_interval() -> None:
@@ -93,13 +91,7 @@ source = "m1"
 kind = "jsonl"
 path = "{folder / "out.jsonl"}"
 """)
-    result = subprocess.run(
-        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli("run", "-c", str(config), timeout=60)
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if line != NATIVE_BANNER]
     records = [parse_logfmt(line) for line in lines]

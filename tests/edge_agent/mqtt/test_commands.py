@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -18,7 +17,16 @@ from edge_agent.logs import RateLimiter
 from edge_agent.mqtt.commands import CommandRouter, response_topic_problem
 from edge_agent.mqtt.contract import CommandReply, HealthEvent, StatusPayload
 from edge_agent.mqtt.topics import Topics
-from tests.conftest import REPO_ROOT, Broker, Subscriber, agent_config, read_jsonl, wait_until
+from tests.conftest import (
+    REPO_ROOT,
+    Broker,
+    Subscriber,
+    agent_config,
+    mqtt_client,
+    read_jsonl,
+    start_agent,
+    wait_until,
+)
 
 DEVICE = "rig1"
 INFLIGHT = 8
@@ -97,25 +105,6 @@ def _config(folder: Path, broker: Broker, source: str = "") -> Path:
     )
 
 
-def _start(config: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _operator(broker: Broker) -> mqtt.Client:
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id="test-operator", protocol=mqtt.MQTTv5
-    )
-    client.connect("127.0.0.1", broker.port)
-    client.loop_start()
-    return client
-
-
 def _send(client: mqtt.Client, verb: str, body: bytes, response_topic: str | None = None) -> None:
     properties = None
     if response_topic is not None:
@@ -138,8 +127,8 @@ def test_hostile_commands_never_mute_the_device(broker: Broker, tmp_path: Path) 
     another device's command topic are refused with error replies, and that results keep
     arriving until more than twice the in-flight window has been delivered after them."""
     sub = Subscriber(broker, "#", client_id="test-all")
-    agent = _start(_config(tmp_path, broker))
-    operator = _operator(broker)
+    agent = start_agent(_config(tmp_path, broker))
+    operator = mqtt_client(broker, "test-operator", protocol=mqtt.MQTTv5)
     try:
         wait_until(lambda: sub.payloads("/result"), 30, "first result")
         _send(operator, "bad!verb", b"{}")
@@ -200,8 +189,8 @@ def test_reload_answers_with_its_outcome(broker: Broker, tmp_path: Path) -> None
     config = _config(tmp_path, broker)
     good = config.read_text()
     sub = Subscriber(broker, f"pdm/{DEVICE}/#", client_id="test-reload")
-    agent = _start(config)
-    operator = _operator(broker)
+    agent = start_agent(config)
+    operator = mqtt_client(broker, "test-operator", protocol=mqtt.MQTTv5)
     try:
         wait_until(lambda: sub.payloads("/result"), 30, "first result")
         config.write_text(good.replace("vibration-fault", "no-such-bundle"))
@@ -244,8 +233,8 @@ def test_fault_then_positive_ack(broker: Broker, tmp_path: Path) -> None:
     """Test that the fault command switches the simulated machine (results change label and an
     alarm is raised), and that ack re-publishes the alarm marked acknowledged and replies so."""
     sub = Subscriber(broker, f"pdm/{DEVICE}/#", client_id="test-ack")
-    agent = _start(_config(tmp_path, broker))
-    operator = _operator(broker)
+    agent = start_agent(_config(tmp_path, broker))
+    operator = mqtt_client(broker, "test-operator", protocol=mqtt.MQTTv5)
     try:
         wait_until(lambda: sub.payloads("/result"), 30, "first result")
         _send(operator, "fault", orjson.dumps({"source": "motor", "fault": "bearing_outer"}))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -13,7 +12,7 @@ import pytest
 from edge_agent.config.mqtt import MqttConfig
 from edge_agent.mqtt.consumer import ContractError, ResultTracker
 from edge_agent.mqtt.watch import Watcher
-from tests.conftest import REPO_ROOT, Broker, agent_config, wait_until
+from tests.conftest import Broker, agent_config, mqtt_client, run_cli, start_agent, wait_until
 
 
 def _result(seq: int) -> bytes:
@@ -68,12 +67,7 @@ def test_watch_shows_live_results(broker: Broker, tmp_path: Path) -> None:
     )
     watcher = Watcher(MqttConfig(host="127.0.0.1", port=broker.port))
     watcher.client.loop_start()
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    agent = start_agent(config, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: "misalignment" in watcher.table(), 30, "a result in the table")
         wait_until(lambda: "raised" in watcher.table(), 30, "the alarm in the table")
@@ -99,16 +93,16 @@ def test_shared_subscription_splits_results_between_consumers(
     ready = threading.Barrier(3)
     clients = []
     for index in range(2):
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, client_id=f"consumer-{index}"
+        client = mqtt_client(
+            broker,
+            f"consumer-{index}",
+            protocol=mqtt.MQTTv5,
+            on_connect=lambda c, *_: c.subscribe("$share/g/pdm/+/+/result", qos=1),
+            on_subscribe=lambda *_: ready.wait(10),
+            on_message=(
+                lambda i: lambda _c, _u, m: received[i].append(orjson.loads(m.payload)["seq"])
+            )(index),
         )
-        client.on_connect = lambda c, *_: c.subscribe("$share/g/pdm/+/+/result", qos=1)
-        client.on_subscribe = lambda *_: ready.wait(10)
-        client.on_message = (
-            lambda i: lambda _c, _u, m: received[i].append(orjson.loads(m.payload)["seq"])
-        )(index)
-        client.connect("127.0.0.1", broker.port)
-        client.loop_start()
         clients.append(client)
     ready.wait(10)
     config = agent_config(
@@ -119,12 +113,7 @@ def test_shared_subscription_splits_results_between_consumers(
         broker_port=broker.port,
         mqtt_sink=True,
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        timeout=60,
-    )
+    result = run_cli("run", "-c", str(config), timeout=60)
     assert result.returncode == 0
     expected = (3 * 25600 - 8192) // 4096 + 1
     wait_until(lambda: len(received[0]) + len(received[1]) >= expected, 15, "all results")

@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import orjson
-import paho.mqtt.client as mqtt
 import pytest
 
 from edge_agent.mqtt.contract import CommandReply, MetricsPayload, ResultPayload, StatusPayload
-from tests.conftest import REPO_ROOT, Broker, Subscriber, agent_config, read_jsonl, wait_until
+from tests.conftest import (
+    Broker,
+    Subscriber,
+    agent_config,
+    mqtt_client,
+    read_jsonl,
+    run_cli,
+    start_agent,
+    wait_for_more,
+    wait_until,
+)
 
 DEVICE = "rig1"
 
@@ -35,16 +42,6 @@ def _config(folder: Path, broker: Broker, protocol: str = "5") -> Path:
     )
 
 
-def _start(config: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _produced(folder: Path) -> list[int]:
     return [e["seq"] for e in read_jsonl(folder / "local.jsonl") if e["type"] == "result"]
 
@@ -57,7 +54,7 @@ def _received(sub: Subscriber) -> list[int]:
 def test_birth_results_metrics_and_last_will(broker: Broker, tmp_path: Path, protocol: str) -> None:
     """Test retained birth on connect, ordered results, metrics, and the Will on kill -9."""
     sub = Subscriber(broker, f"pdm/{DEVICE}/#")
-    agent = _start(_config(tmp_path, broker, protocol))
+    agent = start_agent(_config(tmp_path, broker, protocol))
     try:
         wait_until(lambda: len(_received(sub)) >= 3, 30, "three results")
         wait_until(lambda: sub.payloads("/metrics"), 10, "a metrics message")
@@ -83,12 +80,11 @@ def test_birth_results_metrics_and_last_will(broker: Broker, tmp_path: Path, pro
 def test_broker_outage_loses_nothing(durable_broker: Broker, tmp_path: Path) -> None:
     """Test that every result produced while the broker is down arrives after it restarts."""
     sub = Subscriber(durable_broker, f"pdm/{DEVICE}/+/result")
-    agent = _start(_config(tmp_path, durable_broker))
+    agent = start_agent(_config(tmp_path, durable_broker))
     try:
         wait_until(lambda: len(_received(sub)) >= 3, 30, "results before the outage")
         durable_broker.stop()
-        before = len(_produced(tmp_path))
-        wait_until(lambda: len(_produced(tmp_path)) >= before + 12, 30, "results during outage")
+        before = wait_for_more(lambda: len(_produced(tmp_path)), 12, 30, "results during outage")
         durable_broker.start()
         wait_until(
             lambda: set(_produced(tmp_path)[: before + 12]) <= set(_received(sub)),
@@ -112,17 +108,16 @@ def test_sigkill_mid_outage_then_restart(durable_broker: Broker, tmp_path: Path)
     """Test that results spooled before a kill -9 are delivered by the restarted agent."""
     sub = Subscriber(durable_broker, f"pdm/{DEVICE}/+/result")
     config = _config(tmp_path, durable_broker)
-    agent = _start(config)
+    agent = start_agent(config)
     try:
         wait_until(lambda: len(_received(sub)) >= 2, 30, "results before the outage")
         durable_broker.stop()
-        before = len(_produced(tmp_path))
-        wait_until(lambda: len(_produced(tmp_path)) >= before + 8, 30, "results during outage")
+        wait_for_more(lambda: len(_produced(tmp_path)), 8, 30, "results during outage")
         agent.send_signal(signal.SIGKILL)
         agent.wait(timeout=10)
         spooled = _produced(tmp_path)
         durable_broker.start()
-        agent = _start(config)
+        agent = start_agent(config)
         wait_until(lambda: set(spooled) <= set(_received(sub)), 40, "every spooled result")
         wait_until(lambda: max(_received(sub)) > max(spooled), 30, "new results after restart")
         agent.send_signal(signal.SIGTERM)
@@ -138,14 +133,12 @@ def test_sigkill_mid_outage_then_restart(durable_broker: Broker, tmp_path: Path)
 def test_commands_status_ack_and_unknown(broker: Broker, tmp_path: Path) -> None:
     """Test that status, ack and an unknown command each get a reply on the reply topic."""
     sub = Subscriber(broker, f"pdm/{DEVICE}/cmd/+/reply", client_id="test-cmd")
-    agent = _start(_config(tmp_path, broker))
+    agent = start_agent(_config(tmp_path, broker))
     try:
         birth = Subscriber(broker, f"pdm/{DEVICE}/status", client_id="test-birth")
         wait_until(lambda: birth.payloads("/status"), 30, "birth")
         birth.close()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-operator")
-        client.connect("127.0.0.1", broker.port)
-        client.loop_start()
+        client = mqtt_client(broker, "test-operator")
         for verb, body in (("status", {}), ("ack", {"model": "nope"}), ("explode", {})):
             client.publish(f"pdm/{DEVICE}/cmd/{verb}", orjson.dumps(body), qos=1).wait_for_publish(
                 5
@@ -185,7 +178,7 @@ def test_spool_cap_during_long_outage_keeps_alarms(durable_broker: Broker, tmp_p
         extra=f'[[sinks]]\nkind = "jsonl"\npath = "{tmp_path / "local.jsonl"}"',
     )
     sub = Subscriber(durable_broker, f"pdm/{DEVICE}/#")
-    agent = _start(config)
+    agent = start_agent(config)
     try:
         wait_until(lambda: len(_received(sub)) >= 2, 30, "results before the outage")
         durable_broker.stop()
@@ -251,13 +244,7 @@ def test_finite_replay_waits_for_every_acknowledgement(
     )
     sub = Subscriber(broker, f"pdm/{DEVICE}/cmapss-fd001-rul/result")
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        done = run_cli("run", "-c", str(config), timeout=180)
         produced = [e["seq"] for e in read_jsonl(tmp_path / "local.jsonl") if e["type"] == "result"]
         wait_until(lambda: len(sub.payloads("/result")) >= len(produced), 30, "every result")
     finally:
@@ -275,12 +262,11 @@ def test_another_broker_gets_a_fresh_spool_and_no_old_backlog(
     """Test that a backlog spooled for one broker is kept for it, never delivered to another
     broker the agent is pointed at next, and that the start says so."""
     first = _config(tmp_path, durable_broker)
-    agent = _start(first)
+    agent = start_agent(first)
     try:
         wait_until(lambda: len(_produced(tmp_path)) >= 2, 30, "results")
         durable_broker.stop()
-        before = len(_produced(tmp_path))
-        wait_until(lambda: len(_produced(tmp_path)) >= before + 5, 30, "a backlog")
+        wait_for_more(lambda: len(_produced(tmp_path)), 5, 30, "a backlog")
         agent.send_signal(signal.SIGTERM)
         agent.wait(timeout=20)
     finally:
@@ -291,13 +277,7 @@ def test_another_broker_gets_a_fresh_spool_and_no_old_backlog(
         first.read_text().replace(f"port = {durable_broker.port}", f"port = {broker.port}")
     )
     sub = Subscriber(broker, f"pdm/{DEVICE}/+/result", client_id="test-second")
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(second)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    agent = start_agent(second)
     try:
         wait_until(lambda: len(_received(sub)) >= 3, 30, "results at the second broker")
     finally:

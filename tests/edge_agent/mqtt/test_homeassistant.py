@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-
-from tests.conftest import REPO_ROOT, Broker, Subscriber, agent_config, wait_until
+from tests.conftest import Broker, Subscriber, agent_config, mqtt_client, start_agent, wait_until
 
 
 def test_discovery_published_and_repeated_on_ha_birth(broker: Broker, tmp_path: Path) -> None:
@@ -36,17 +33,10 @@ def test_discovery_published_and_repeated_on_ha_birth(broker: Broker, tmp_path: 
         + "\n"
     )
     ha = Subscriber(broker, "homeassistant/device/#", client_id="fake-ha")
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    agent = start_agent(config, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: ha.payloads("/config"), 30, "discovery config")
-        announcer = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ha-birth")
-        announcer.connect("127.0.0.1", broker.port)
-        announcer.loop_start()
+        announcer = mqtt_client(broker, "ha-birth")
         announcer.publish("homeassistant/status", b"online", qos=1).wait_for_publish(5)
         wait_until(lambda: len(ha.payloads("/config")) >= 2, 15, "discovery again")
         announcer.disconnect()

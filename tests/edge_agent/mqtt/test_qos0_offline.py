@@ -4,15 +4,21 @@ returns, against a real Mosquitto that is stopped and restarted."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from edge_agent.mqtt.contract import MetricsPayload
-from tests.conftest import REPO_ROOT, Broker, Subscriber, agent_config, read_jsonl, wait_until
+from tests.conftest import (
+    Broker,
+    Subscriber,
+    agent_config,
+    read_jsonl,
+    start_agent,
+    wait_for_more,
+    wait_until,
+)
 
 DEVICE = "rig1"
 INTERVAL = 0.3  # metrics_interval_s
@@ -49,21 +55,14 @@ def test_metrics_spooled_while_offline_arrive_after_the_outage(
         extra=f'[[sinks]]\nkind = "jsonl"\npath = "{tmp_path / "local.jsonl"}"',
     )
     sub = Subscriber(queueing_broker, f"pdm/{DEVICE}/metrics", client_id="test-metrics")
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    agent = start_agent(config)
     try:
         wait_until(lambda: sub.payloads("/metrics"), 30, "metrics while connected")
         down_at = time.time()  # the broker closes its connections before stop() returns
         queueing_broker.stop()
         # The agent keeps working through the outage: 8 more results is about 1.3 s, several
         # metrics intervals.
-        before = _results(tmp_path)
-        wait_until(lambda: _results(tmp_path) >= before + 8, 30, "results during the outage")
+        wait_for_more(lambda: _results(tmp_path), 8, 30, "results during the outage")
         up_at = time.time()
         queueing_broker.start()
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, Broker, free_port, wait_until
+from tests.conftest import REPO_ROOT, Broker, free_port, start_agent, wait_until
 from tests.pki import make_pki
 
 
@@ -126,13 +125,7 @@ class Admin:
 
 
 def _run_until(config: Path, predicate, what: str, timeout: float = 20) -> str:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_agent(config)
     try:
         wait_until(predicate, timeout, what)
     finally:
@@ -162,13 +155,7 @@ def _until_logged(
     config = _agent_config(folder, mqtt, device, **options)
     log = folder / "agent.log"
     with log.open("w") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-            cwd=REPO_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=handle,
-            text=True,
-        )
+        process = start_agent(config, stderr=handle)
         try:
             wait_until(lambda: marker in log.read_text() and also(), 20, f"'{marker}' in the log")
         finally:

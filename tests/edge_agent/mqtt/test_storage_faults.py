@@ -12,7 +12,6 @@ import os
 import signal
 import struct
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,16 @@ from pathlib import Path
 import pytest
 
 from edge_agent.mqtt.contract import HealthEvent, StatusPayload
-from tests.conftest import REPO_ROOT, Broker, Subscriber, agent_config, read_jsonl, wait_until
+from tests.conftest import (
+    Broker,
+    Subscriber,
+    agent_config,
+    read_jsonl,
+    run_cli,
+    start_agent,
+    wait_for_more,
+    wait_until,
+)
 
 DEVICE = "disk1"
 EXT4_IOC_SHUTDOWN = 0x8004587D  # _IOR('X', 125, __u32): the filesystem refuses all I/O
@@ -75,15 +83,6 @@ def _config(folder: Path, broker: Broker, spool: Path) -> Path:
     return config
 
 
-def _start(config: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-    )
-
-
 def _logged(log: Path, message: str) -> list[dict]:
     lines = [line for line in log.read_text().splitlines() if line.startswith("{")]
     return [entry for entry in map(json.loads, lines) if entry.get("msg") == message]
@@ -111,7 +110,7 @@ def test_full_disk_keeps_inferring_degrades_and_recovers(
     with _mounted(tmp_path / "spool", "-t", "tmpfs", "-o", "size=1m", "tmpfs") as spool:
         log = tmp_path / "agent.log"
         sub = Subscriber(durable_broker, f"pdm/{DEVICE}/#")
-        agent = _start(_config(tmp_path, durable_broker, spool), log)
+        agent = start_agent(_config(tmp_path, durable_broker, spool), stderr=log.open("w"))
         try:
             wait_until(lambda: len(_received(sub)) >= 2, 30, "results before the fault")
             durable_broker.stop()  # an outage: the spool must grow, and now it cannot
@@ -120,8 +119,7 @@ def test_full_disk_keeps_inferring_degrades_and_recovers(
             faulted_at = time.monotonic()
             degraded = _logged(log, "degraded")[0]
             assert any("spool" in reason for reason in degraded["reasons"]), degraded
-            during = len(_produced(tmp_path))
-            wait_until(lambda: len(_produced(tmp_path)) >= during + 10, 30, "inference goes on")
+            wait_for_more(lambda: len(_produced(tmp_path)), 10, 30, "inference goes on")
             durable_broker.start()
             wait_until(
                 lambda: (
@@ -173,7 +171,7 @@ def test_filesystem_that_stops_writing_degrades_then_recovers_on_a_new_one(
     with _mounted(spool, "-o", "loop", str(image)):
         log = tmp_path / "agent.log"
         sub = Subscriber(broker, f"pdm/{DEVICE}/#")
-        agent = _start(_config(tmp_path, broker, spool), log)
+        agent = start_agent(_config(tmp_path, broker, spool), stderr=log.open("w"))
         try:
             wait_until(lambda: len(_received(sub)) >= 2, 30, "results before the fault")
             descriptor = os.open(spool, os.O_RDONLY)
@@ -186,8 +184,7 @@ def test_filesystem_that_stops_writing_degrades_then_recovers_on_a_new_one(
                 lambda: sub.payloads("/status")[-1]["state"] == "degraded", 30, "degraded status"
             )
             degraded_after = time.monotonic() - faulted_at
-            during = len(_produced(tmp_path))
-            wait_until(lambda: len(_produced(tmp_path)) >= during + 10, 30, "inference goes on")
+            during = wait_for_more(lambda: len(_produced(tmp_path)), 10, 30, "inference goes on")
             subprocess.run(["umount", "-l", str(spool)], check=True)
             with _mounted(spool, "-t", "tmpfs", "-o", "size=8m", "tmpfs"):
                 replaced_at = time.monotonic()
@@ -225,13 +222,7 @@ def test_unwritable_spool_directory_is_one_line_at_check_and_start(tmp_path: Pat
         config = _config(tmp_path, broker, readonly / "spool")
         for command in ("check-config", "run"):
             args = [str(config)] if command == "check-config" else ["-c", str(config)]
-            result = subprocess.run(
-                [sys.executable, "-m", "edge_agent.cli", command, *args],
-                cwd=REPO_ROOT,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            result = run_cli(command, *args, timeout=60)
             errors = [x for x in result.stderr.splitlines() if x.startswith("edge-agent: ")]
             assert result.returncode == 2, result.stderr
             assert errors == [

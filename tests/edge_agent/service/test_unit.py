@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.config import load_agent_config
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_cli
 
 UNIT = REPO_ROOT / "systemd" / "edge-agent.service"
 MAX_EXPOSURE = 1.5
@@ -26,7 +26,7 @@ def _run(*argv: str | Path, cwd: Path = REPO_ROOT) -> subprocess.CompletedProces
 
 
 def _service(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return _run(sys.executable, "-m", "edge_agent.cli", "service", *args)
+    return run_cli("service", *map(str, args), timeout=300)
 
 
 def _exposure(unit_dir: Path) -> float:

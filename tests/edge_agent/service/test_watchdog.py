@@ -9,11 +9,8 @@ import itertools
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
@@ -21,9 +18,16 @@ import pytest
 from edge_agent.agent import Agent
 from edge_agent.config import load_agent_config
 from edge_agent.service.notify import Notifier
-from edge_agent.sources import plugins
 from edge_agent.sources.simulator import SimulatorSource
-from tests.conftest import REPO_ROOT, Broker, agent_config, free_port, wait_until
+from tests.conftest import (
+    Broker,
+    agent_config,
+    agent_thread,
+    free_port,
+    register_plugin,
+    start_agent,
+    wait_until,
+)
 
 PING_S = 0.25  # WATCHDOG_USEC = 0.5 s: the agent pings every 0.25 s
 
@@ -119,14 +123,7 @@ def test_real_process_readiness_pings_reload_and_stop(
     )
     env = {**os.environ, "NOTIFY_SOCKET": manager.address, "WATCHDOG_USEC": str(int(2e6 * PING_S))}
     env.pop("WATCHDOG_PID", None)
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    agent = start_agent(config, env=env)
     try:
         assert manager.wait_for("READY", timeout=60), "READY=1"
         ready_at, ready = next((t, m) for t, m in manager.messages if m.get("READY") == "1")
@@ -212,12 +209,6 @@ def _in_process_agent(
     return Agent(load_agent_config(config))
 
 
-def _start(agent: Agent) -> threading.Thread:
-    thread = threading.Thread(target=agent.run, daemon=True)
-    thread.start()
-    return thread
-
-
 def _withheld_then_resumed(manager: ServiceManager, agent: Agent, release) -> None:
     """Pings stop (none for three intervals once the agent withholds them or blocks), then
     resume after `release()`."""
@@ -237,12 +228,7 @@ def test_wedged_source_stops_the_pings(
 ) -> None:
     """Test that a steady source whose thread lives but delivers nothing stops the pings (so
     systemd restarts the service), and that they resume when it delivers again."""
-    point = EntryPoint(
-        name="wedging",
-        value="tests.edge_agent.service.test_watchdog:make_wedging",
-        group=plugins.ENTRY_POINT_GROUP,
-    )
-    monkeypatch.setattr(plugins, "entry_points", lambda group: [point])
+    register_plugin(monkeypatch, "wedging", "tests.edge_agent.service.test_watchdog:make_wedging")
     agent = _in_process_agent(
         tmp_path,
         manager,
@@ -250,7 +236,7 @@ def test_wedged_source_stops_the_pings(
         '[[sources]]\nkind = "plugin"\nid = "motor"\nplugin = "wedging"\n'
         "options = { wedge_after = 10 }",
     )
-    thread = _start(agent)
+    thread = agent_thread(agent)
     try:
         assert manager.wait_for("WATCHDOG", timeout=30)
         wait_until(lambda: agent.counters["watchdog_withheld"] >= 1, 20, "pings withheld")
@@ -276,7 +262,7 @@ def test_blocked_inference_stops_the_pings(
         unblock.wait()
         return original(features)
 
-    thread = _start(agent)
+    thread = agent_thread(agent)
     try:
         assert manager.wait_for("WATCHDOG", timeout=30)
         monkeypatch.setattr(runner, "predict", blocking)
@@ -297,7 +283,7 @@ def test_unrecoverable_broker_connection_stops_the_pings(
     agent = _in_process_agent(
         tmp_path, manager, monkeypatch, SIMULATOR, broker, "inflight = 8\nstall_timeout_s = 1"
     )
-    thread = _start(agent)
+    thread = agent_thread(agent)
     assert broker.process is not None
     try:
         assert manager.wait_for("WATCHDOG", timeout=30)

@@ -3,27 +3,26 @@ results, and every rejection is counted by reason."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
 import orjson
-import paho.mqtt.client as mqtt
 
 from edge_agent.agent import Agent
 from edge_agent.config import load_agent_config
 from edge_agent.runtime import load_model
-from tests.conftest import REPO_ROOT, Broker, agent_config, read_jsonl, wait_until
+from tests.conftest import (
+    REPO_ROOT,
+    Broker,
+    agent_config,
+    agent_thread,
+    mqtt_client,
+    read_jsonl,
+    wait_until,
+)
 from training.datasets.cmapss import SENSORS, load_engines
 
 BUNDLE = REPO_ROOT / "models/cmapss-fd001-rul"
-
-
-def _publisher(broker: Broker) -> mqtt.Client:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-pub")
-    client.connect("127.0.0.1", broker.port)
-    client.loop_start()
-    return client
 
 
 def test_rows_with_garbage_interleaved(broker: Broker, tmp_path: Path, cmapss_dir: Path) -> None:
@@ -37,8 +36,7 @@ def test_rows_with_garbage_interleaved(broker: Broker, tmp_path: Path, cmapss_di
         extra=f'[[sinks]]\nkind = "jsonl"\npath = "{tmp_path / "out.jsonl"}"',
     )
     agent = Agent(load_agent_config(config_path))
-    runner = threading.Thread(target=agent.run, daemon=True)
-    runner.start()
+    runner = agent_thread(agent)
     source = agent.sources.slots[0].source
     wait_until(source.connected.is_set, 10, "agent subscription")
 
@@ -51,7 +49,7 @@ def test_rows_with_garbage_interleaved(broker: Broker, tmp_path: Path, cmapss_di
         b'{"ts": 1732440000, "s2": "x"}',
         orjson.dumps({"ts": 1732440000.5, "s2": 1.0}),
     ]
-    publisher = _publisher(broker)
+    publisher = mqtt_client(broker, "test-pub")
     for i, row in enumerate(rows):
         message = {"ts": 1_732_440_000.0 + i, **dict(zip(SENSORS, row.tolist()))}
         publisher.publish("plant/engine/7", orjson.dumps(message), qos=1).wait_for_publish(5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from importlib.metadata import EntryPoint
 
 import numpy as np
 import pytest
@@ -13,19 +12,12 @@ from edge_agent.errors import ConfigError, RuntimeBackendError
 from edge_agent.runtime import load_model
 from edge_agent.sources import plugins
 from edge_agent.sources.simulator import SimulatorSource
-from tests.conftest import REPO_ROOT
-
-
-def _entry_points(value: str):
-    point = EntryPoint(name="fake", value=value, group=plugins.ENTRY_POINT_GROUP)
-    return lambda group: [point] if group == plugins.ENTRY_POINT_GROUP else []
+from tests.conftest import REPO_ROOT, register_plugin
 
 
 def test_plugin_loads_through_entry_point(monkeypatch) -> None:
     """Test that a registered driver is built with its options and its blocks reach emit."""
-    monkeypatch.setattr(
-        plugins, "entry_points", _entry_points("tests.edge_agent.sources.fake_driver:make")
-    )
+    register_plugin(monkeypatch, "fake", "tests.edge_agent.sources.fake_driver:make")
     source = plugins.load_plugin(
         PluginSourceConfig(kind="plugin", id="acc", plugin="fake", options={"rows": 5})
     )
@@ -36,7 +28,7 @@ def test_plugin_loads_through_entry_point(monkeypatch) -> None:
 
 def test_missing_or_broken_plugin_is_a_config_error(monkeypatch) -> None:
     """Test that an unknown plugin name and a failing factory are readable config errors."""
-    monkeypatch.setattr(plugins, "entry_points", _entry_points("tests.no_such_module:make"))
+    register_plugin(monkeypatch, "fake", "tests.no_such_module:make")
     with pytest.raises(ConfigError, match="no plugin 'other'"):
         plugins.load_plugin(PluginSourceConfig(kind="plugin", id="a", plugin="other"))
     with pytest.raises(ConfigError, match="plugin 'fake' failed"):
