@@ -96,6 +96,10 @@ class Installer:
     def at(self, path: Path) -> Path:
         return self.root / path.relative_to("/")
 
+    def _systemctl(self, *args: str) -> Callable[[], None]:
+        """systemctl on the running system, or offline on the root (links only)."""
+        return _command("systemctl", *([] if self.live else [f"--root={self.root}"]), *args)
+
     def install_steps(self) -> list[Step]:
         if not (self.systemd_files / UNIT).is_file():
             raise InstallError(
@@ -161,31 +165,15 @@ class Installer:
             )
         )
         if self.live:
-            steps.append(Step("systemctl daemon-reload", _command("systemctl", "daemon-reload")))
-        steps.append(
-            Step(
-                f"enable {UNIT}",
-                _command("systemctl", f"--root={self.root}", "enable", UNIT)
-                if not self.live
-                else _command("systemctl", "enable", UNIT),
-            )
-        )
+            steps.append(Step("systemctl daemon-reload", self._systemctl("daemon-reload")))
+        steps.append(Step(f"enable {UNIT}", self._systemctl("enable", UNIT)))
         if self.live:
-            steps.append(Step(f"(re)start {UNIT}", _command("systemctl", "restart", UNIT)))
+            steps.append(Step(f"(re)start {UNIT}", self._systemctl("restart", UNIT)))
         return steps
 
     def uninstall_steps(self, purge: bool) -> list[Step]:
-        steps = []
-        if self.live:
-            steps.append(
-                Step(f"stop and disable {UNIT}", _command("systemctl", "disable", "--now", UNIT))
-            )
-        else:
-            steps.append(
-                Step(
-                    f"disable {UNIT}", _command("systemctl", f"--root={self.root}", "disable", UNIT)
-                )
-            )
+        now = ["--now"] if self.live else []
+        steps = [Step(f"stop and disable {UNIT}", self._systemctl("disable", *now, UNIT))]
         steps.append(
             Step(
                 f"remove {UNIT_DIR / UNIT}",
@@ -193,7 +181,7 @@ class Installer:
             )
         )
         if self.live:
-            steps.append(Step("systemctl daemon-reload", _command("systemctl", "daemon-reload")))
+            steps.append(Step("systemctl daemon-reload", self._systemctl("daemon-reload")))
         steps.append(
             Step(f"remove {PREFIX}", lambda: shutil.rmtree(self.at(PREFIX), ignore_errors=True))
         )
@@ -213,6 +201,7 @@ class Installer:
 
 
 def execute(steps: list[Step], dry_run: bool, out: Callable[[str], None] = print) -> None:
+    """Print each step as it runs (or, for a dry run, instead of running it)."""
     for number, step in enumerate(steps, 1):
         out(f"{'would ' if dry_run else ''}[{number}/{len(steps)}] {step.what}")
         if not dry_run:
