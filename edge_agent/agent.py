@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent import __version__
+from edge_agent.clock import CLOCK
 from edge_agent.config import AgentConfig, load_agent_config
 from edge_agent.config.sinks import JsonlSinkConfig, MqttSinkConfig
 from edge_agent.config.sources import MqttSourceConfig
@@ -43,6 +44,7 @@ log = logging.getLogger("edge_agent.agent")
 MAX_BATCH_BLOCKS = 256  # blocks dispatched between two sink flushes when a backlog is queued
 EXIT_NO_OUTPUT = 3  # a finite run ended without producing what it was asked for
 READY_WAIT_S = 10.0  # longest wait for the first broker connection attempt before READY=1
+CLOCK_STEP_S = 1.0  # a system clock moving this much against the monotonic one was stepped
 STATUS_INTERVAL_S = 5.0  # STATUS= refresh when systemd runs us without a watchdog
 Reply = dict[str, Any]
 
@@ -130,6 +132,7 @@ class Agent:
         self._next_ping = 0.0
         self._rate_mark = (time.monotonic(), 0)  # (when, results) at the last status line
         self._withheld: str | None = None  # why the last watchdog ping was withheld
+        self._clock_step = CLOCK.stepped()
         self.sinks: list[Sink] = []
         self._sink_keys: list[tuple[Any, ...]] = []
         self.fanout = Fanout([], self.counters, self.limiter)
@@ -251,6 +254,7 @@ class Agent:
     # ---- supervision -----------------------------------------------------------------------
     def supervise(self) -> None:
         """Watch sources and sinks, let them recover, and publish any change of health."""
+        self._notice_clock_step()
         reasons = self.sources.check()
         for pipeline in self.pipelines:
             if pipeline.windower.stalled():  # the pipeline logged the details with figures
@@ -262,6 +266,17 @@ class Agent:
             if isinstance(sink, Supervised):
                 reasons += sink.supervise()
         self._set_health(Health.from_reasons(reasons))
+
+    def _notice_clock_step(self) -> None:
+        """Count and log a step of the system clock (NTP at boot on a Pi without a real-time
+        clock); ages and skew checks use the steady clock, so nothing else has to react."""
+        stepped = CLOCK.stepped()
+        if abs(stepped - self._clock_step) > CLOCK_STEP_S:
+            self.counters["clock_steps"] += 1
+            log.warning(
+                "system clock stepped", extra={"by_s": round(stepped - self._clock_step, 3)}
+            )
+            self._clock_step = stepped
 
     def _set_health(self, health: Health) -> None:
         if health == self.health:

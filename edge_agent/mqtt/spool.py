@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from edge_agent.clock import CLOCK, SteadyWall
+
 SCHEMA_VERSION = 1
 SYNCHRONOUS = {"always": "FULL", "normal": "NORMAL", "off": "OFF"}
 PRIORITY_ROUTINE, PRIORITY_ALARM = 0, 1
@@ -74,12 +76,14 @@ class Spool:
         identity: dict[str, str] | None = None,
         memory_max_bytes: int = 8 * 1024 * 1024,
         retry_interval_s: float = 5.0,
+        clock: SteadyWall = CLOCK,
     ) -> None:
         self.path = path
         self.max_bytes, self.max_age_s, self.full_policy = max_bytes, max_age_s, full_policy
         self.identity = dict(identity or {})
         self.memory_max_bytes = memory_max_bytes
         self.retry_interval_s = retry_interval_s
+        self.clock = clock
         self.counters: Counter[str] = Counter()
         self.fault: str | None = None  # why the disk refuses writes now; None when healthy
         self.fault_since: float | None = None
@@ -167,7 +171,7 @@ class Spool:
     # ---- writing (agent thread) -------------------------------------------------------------
     def put(self, topic: str, payload: bytes, qos: int, retain: bool, priority: int) -> None:
         """Queue a message for the next commit(), which makes it durable (one transaction)."""
-        self._pending.append((topic, payload, qos, int(retain), priority, time.time()))
+        self._pending.append((topic, payload, qos, int(retain), priority, self.clock.steady()))
 
     def set_sequence(self, model: str, seq: int) -> None:
         """Remember a model's last sequence number; stored with the next commit()."""
@@ -260,7 +264,7 @@ class Spool:
         return True
 
     def _expire(self) -> None:
-        now = time.time()
+        now = self.clock.steady()  # a stepped system clock must not age everything out
         if now < self._next_expiry:
             return
         self._next_expiry = now + 1.0  # an age limit needs no sub-second precision

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import math
 import struct
-import time
 from array import array
 
 import numpy as np
 import orjson
 
+from edge_agent.clock import CLOCK
 from edge_agent.stream.blocks import SampleBlock
 
 MAX_SAMPLES = 1_000_000  # per message, per channel
@@ -82,7 +82,7 @@ def _rate(value: object) -> float:
 
 
 def parse_json(stream: str, payload: bytes, now: float | None = None) -> SampleBlock:
-    now = time.time() if now is None else now
+    now = CLOCK.latest() if now is None else now  # a clock stepped back rejects nothing good
     try:
         message = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
@@ -174,7 +174,7 @@ def encode_binary(block: SampleBlock) -> bytes:
 
 
 def parse_binary(stream: str, payload: bytes, now: float | None = None) -> SampleBlock:
-    now = time.time() if now is None else now
+    now = CLOCK.latest() if now is None else now  # a clock stepped back rejects nothing good
     if len(payload) < BINARY_HEADER.size:
         raise PayloadError("bad_binary", f"{len(payload)} bytes is shorter than the header")
     magic, version, n_channels, n_samples, seq, t0, rate, name_len = BINARY_HEADER.unpack_from(
