@@ -376,21 +376,28 @@ class Agent:
             try:
                 block = self.queue.get(timeout=0.2)
             except queue.Empty:
-                self.sources.check()
                 if self.sources.exhausted():
                     exhausted = True  # every source ended (a replay finished, a duration)
                     break
                 continue
             self.dispatch(block)
             # Under load, take what else is waiting before one flush: one commit per batch.
-            for _ in range(MAX_BATCH_BLOCKS):
-                try:
-                    self.dispatch(self.queue.get_nowait())
-                except queue.Empty:
-                    break
+            self._drain(limit=MAX_BATCH_BLOCKS)
             self.fanout.flush()
         self.shutdown()
         return self._verdict() if exhausted else 0
+
+    def _drain(self, limit: int | None = None, deadline: float | None = None) -> None:
+        """Dispatch what is queued now, up to `limit` blocks or until `deadline` (monotonic)."""
+        taken = 0
+        while (limit is None or taken < limit) and (
+            deadline is None or time.monotonic() < deadline
+        ):
+            try:
+                self.dispatch(self.queue.get_nowait())
+            except queue.Empty:
+                return
+            taken += 1
 
     def _verdict(self) -> int:
         """A finite run that read samples but produced nothing, or lost a source, failed."""
@@ -399,11 +406,7 @@ class Agent:
             for p in self.pipelines
             if (reason := p.no_output_reason()) is not None
         ]
-        problems += [
-            f"source {slot.source.id} failed: {slot.error}"
-            for slot in self.sources.slots
-            if slot.state == "failed"
-        ]
+        problems += [f"source {s.source.id} failed: {s.error}" for s in self.sources.failed()]
         for problem in problems:
             log.error("run produced no results", extra={"problem": problem})
             print(f"edge-agent: error: {problem}", file=sys.stderr)
@@ -415,11 +418,7 @@ class Agent:
         self.notifier.stopping()
         deadline = time.monotonic() + self.config.shutdown_timeout_s
         self.sources.stop(self.config.shutdown_timeout_s / 4)
-        while time.monotonic() < deadline:
-            try:
-                self.dispatch(self.queue.get_nowait())
-            except queue.Empty:
-                break
+        self._drain(deadline=deadline)
         self.fanout.flush()
         undrained = self.queue.qsize()
         self.fanout.close(max(0.0, deadline - time.monotonic()))
@@ -450,11 +449,7 @@ class Agent:
         for pipeline in pipelines:  # subscribers de-duplicate on seq: never restart it
             pipeline.seq = previous.get(pipeline.ref.id, 0)
         self.sources.stop(self.config.shutdown_timeout_s / 4)
-        while True:
-            try:
-                self.dispatch(self.queue.get_nowait())
-            except queue.Empty:
-                break
+        self._drain()
         self.fanout.flush()
         self.pipelines = pipelines
         self.config, self.limiter = config, limiter

@@ -20,9 +20,14 @@ class Boundary:
     def __init__(self, log: logging.Logger, limiter: RateLimiter, counters: Counter[str]) -> None:
         self.log, self.limiter, self.counters = log, limiter, counters
 
-    def wrap(self, where: str, fn: F) -> F:
+    def wrap(self, where: str, fn: F, active: Callable[[], bool] | None = None) -> F:
+        """`fn` behind the boundary; with `active`, a call is skipped once it says False (the
+        callbacks of a replaced MQTT client go quiet)."""
+
         @functools.wraps(fn)
         def guarded(*args: Any, **kwargs: Any) -> Any:
+            if active is not None and not active():
+                return None
             try:
                 return fn(*args, **kwargs)
             except Exception:

@@ -48,7 +48,6 @@ class SourceSlot:
     restart_at: float = 0.0
     started: float = 0.0  # monotonic time of the last launch
     backoff_s: float = RESTART_MIN_S
-    blocks: int = 0
 
 
 class SourceRunner:
@@ -79,7 +78,6 @@ class SourceRunner:
     def _run(self, slot: SourceSlot) -> None:
         def emit(block: SampleBlock) -> None:
             slot.last_block = time.monotonic()
-            slot.blocks += 1
             self._emit(block)
 
         try:
@@ -97,9 +95,25 @@ class SourceRunner:
             if slot.thread is not None:
                 slot.thread.join(max(0.0, deadline - time.monotonic()))
 
+    @staticmethod
+    def _running(slot: SourceSlot) -> bool:
+        return slot.thread is not None and slot.thread.is_alive()
+
+    @staticmethod
+    def _failed(slot: SourceSlot) -> bool:
+        """Crashed and finite: never restarted (it would repeat its data)."""
+        return slot.crashed and isinstance(slot.source, FiniteSource) and slot.source.finite
+
     def exhausted(self) -> bool:
-        """Every source ended on its own (a finished replay) or failed for good."""
-        return all(slot.state in ("finished", "failed") for slot in self.slots)
+        """Every source ended on its own (a finished replay) or failed for good; read from the
+        threads themselves, so the main loop can ask without running a whole check."""
+        return all(
+            not self._running(slot) and (not slot.crashed or self._failed(slot))
+            for slot in self.slots
+        )
+
+    def failed(self) -> list[SourceSlot]:
+        return [slot for slot in self.slots if not self._running(slot) and self._failed(slot)]
 
     def check(self) -> list[str]:
         """Update each source's state, restart crashed ones when their backoff has passed;
@@ -108,8 +122,7 @@ class SourceRunner:
         problems = []
         for slot in self.slots:
             source_id = slot.source.id
-            alive = slot.thread is not None and slot.thread.is_alive()
-            if alive:
+            if self._running(slot):
                 if isinstance(slot.source, Supervised):
                     problems += [f"source {source_id}: {p}" for p in slot.source.supervise()]
                 last = slot.last_block if slot.last_block is not None else slot.started
@@ -129,7 +142,7 @@ class SourceRunner:
             if not slot.crashed:
                 self._transition(slot, "finished")
                 continue
-            if isinstance(slot.source, FiniteSource) and slot.source.finite:
+            if self._failed(slot):
                 self._transition(slot, "failed")
                 problems.append(f"source {source_id} failed: {slot.error}")
                 continue

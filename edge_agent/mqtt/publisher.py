@@ -174,25 +174,22 @@ class MqttPublisher:
         client.will_set(self.topics.status, offline, qos=1, retain=True)
         client.max_inflight_messages_set(self.config.inflight)
 
-        def current(name: str, fn: Callable[..., None]) -> Callable[..., None]:
-            def call(*args: Any) -> None:
-                if generation == self._generation:
-                    fn(*args)
+        def current() -> bool:
+            return generation == self._generation
 
-            return self.boundary.wrap(name, call)
-
-        client.on_connect = current("on_connect", self._on_connect)
-        client.on_disconnect = current("on_disconnect", self._on_disconnect)
-        client.on_publish = current("on_publish", self._on_publish)
-        client.on_message = current("on_message", self._on_message)
+        wrap = self.boundary.wrap
+        client.on_connect = wrap("on_connect", self._on_connect, current)
+        client.on_disconnect = wrap("on_disconnect", self._on_disconnect, current)
+        client.on_publish = wrap("on_publish", self._on_publish, current)
+        client.on_message = wrap("on_message", self._on_message, current)
         report = watch_connection(client, log, "publisher")
 
         def connect_failed(*_args: Any) -> None:
-            if generation == self._generation:
+            if current():
                 self._attempt_failed()
             report()
 
-        client.on_connect_fail = self.boundary.wrap("on_connect_fail", connect_failed)
+        client.on_connect_fail = wrap("on_connect_fail", connect_failed)
         self._report_failure = report
         connect_async(client, self.broker)
         self._client = client
@@ -219,13 +216,22 @@ class MqttPublisher:
         self.recovery.started()
         log.warning("publisher recovered: new broker connection", extra={"cause": why})
 
+    def _stalled_for(self) -> float | None:
+        """Seconds without an acknowledgement while connected with messages in flight, once
+        that exceeds `stall_timeout_s`; None otherwise."""
+        with self._ack_lock:
+            waiting = bool(self._inflight)
+        silent = time.monotonic() - self._last_progress
+        if self._connected and waiting and silent > self.config.stall_timeout_s:
+            return silent
+        return None
+
     def supervise(self) -> list[str]:
         """Check the threads and delivery progress, recover what stopped; return what is wrong
         now (empty when results can flow)."""
         problems = []
         if self._stopping:
             return problems
-        now = time.monotonic()
         if not self._sender.is_alive():
             self.counters["recoveries"] += 1
             self.recovery.started()
@@ -234,11 +240,11 @@ class MqttPublisher:
             problems.append("mqtt sender thread died; restarted")
         with self._ack_lock:
             waiting = len(self._inflight)
-        stalled_for = now - self._last_progress
+        stalled_for = self._stalled_for()
         if not network_alive(self._client):
             self._replace_client("network thread ended")
             problems.append("mqtt network thread ended; reconnecting")
-        elif self._connected and waiting and stalled_for > self.config.stall_timeout_s:
+        elif stalled_for is not None:
             self._replace_client(
                 f"{waiting} messages unacknowledged for {stalled_for:.0f} s while connected"
             )
@@ -325,11 +331,7 @@ class MqttPublisher:
             inflight = len(self._inflight)
         return {
             "connected": self._connected,
-            "delivery": "stalled"
-            if self._connected
-            and inflight
-            and time.monotonic() - self._last_progress > self.config.stall_timeout_s
-            else "ok",
+            "delivery": "ok" if self._stalled_for() is None else "stalled",
             "spool_messages": self.spool.live_count,
             "spool_disk_bytes": self.spool.disk_bytes(),
             "spool_fault": self.spool.fault,

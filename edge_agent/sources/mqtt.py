@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -80,18 +79,15 @@ class MqttSource:
         generation = self._generation
         client = make_client(self._broker, self._client_id)
 
-        def current(name: str, fn: Callable[..., None]) -> Callable[..., None]:
-            def call(*args: Any) -> None:
-                if generation == self._generation:
-                    fn(*args)
-
-            return self._boundary.wrap(name, call)
+        def current() -> bool:
+            return generation == self._generation
 
         report = watch_connection(client, log, f"source {self.id}")
         self._report_failure = report
-        client.on_connect = current("on_connect", self._on_connect)
-        client.on_message = current("on_message", self._on_message)
-        client.on_disconnect = current("on_disconnect", self._on_disconnect)
+        wrap = self._boundary.wrap
+        client.on_connect = wrap("on_connect", self._on_connect, current)
+        client.on_message = wrap("on_message", self._on_message, current)
+        client.on_disconnect = wrap("on_disconnect", self._on_disconnect, current)
         client.on_connect_fail = self._boundary.wrap("on_connect_fail", lambda *_: report())
         connect_async(client, self._broker)
         client.loop_start()
