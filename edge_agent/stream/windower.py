@@ -159,7 +159,13 @@ class Windower:
             return self._reject("out_of_order", n)
         if self.rate is None:
             self._steps.extend(steps[-STEP_HISTORY:].tolist())
-        limit = self._gap_s or self.jump_tolerance_s()
+        limit = self._gap_s
+        if limit is None:
+            # The tolerance is never below MIN_JUMP_S: only a longer step needs its median.
+            largest = float(times[-1] - times[0])  # bounds every step inside the block
+            if self._last_t is not None:
+                largest = max(largest, float(times[0]) - self._last_t)
+            limit = self.jump_tolerance_s() if largest > MIN_JUMP_S else MIN_JUMP_S
         if self._last_t is not None:
             step = float(times[0]) - self._last_t
             if step <= 0:
