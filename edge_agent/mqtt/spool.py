@@ -53,6 +53,14 @@ def _cost(row: Row) -> int:
     return len(row[1]) + len(row[0]) + ROW_OVERHEAD
 
 
+def _totals(db: sqlite3.Connection) -> tuple[int, int]:
+    """(messages, bytes counted against the cap) as the database holds them."""
+    count, size = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload) + LENGTH(topic)), 0) FROM messages"
+    ).fetchone()
+    return count, size + count * ROW_OVERHEAD
+
+
 def _closed() -> sqlite3.Connection:
     """A connection every use of which raises sqlite3.Error: the spool's state while its file
     cannot be opened, so every path falls into the same fault handling."""
@@ -161,10 +169,7 @@ class Spool:
                     "UPDATE sqlite_sequence SET seq = ? WHERE name = 'messages'", (self._id_floor,)
                 )
         self._sequences = dict(db.execute("SELECT model, seq FROM sequences").fetchall())
-        row = db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload) + LENGTH(topic)), 0) FROM messages"
-        ).fetchone()
-        self.count, self.bytes = row[0], row[1] + row[0] * ROW_OVERHEAD
+        self.count, self.bytes = _totals(db)
         self._inode = os.stat(self.path).st_ino
         return db
 
@@ -289,10 +294,7 @@ class Spool:
     def _recount(self) -> None:
         """Totals from the database itself after a failed transaction (or keep the last)."""
         try:
-            row = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload) + LENGTH(topic)), 0) FROM messages"
-            ).fetchone()
-            self.count, self.bytes = row[0], row[1] + row[0] * ROW_OVERHEAD
+            self.count, self.bytes = _totals(self._db)
         except sqlite3.Error:
             pass
 
