@@ -293,10 +293,8 @@ class Spool:
 
     def _recount(self) -> None:
         """Totals from the database itself after a failed transaction (or keep the last)."""
-        try:
+        with contextlib.suppress(sqlite3.Error):
             self.count, self.bytes = _totals(self._db)
-        except sqlite3.Error:
-            pass
 
     def _hold(self, rows: list[Row]) -> None:
         """Keep rows in memory, bounded: routine results are dropped before alarms."""
