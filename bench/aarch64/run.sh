@@ -241,15 +241,24 @@ end
 
 # ------------------------------------------------------------------ edge-pdm[agent] in a venv
 
-# The wheel is built on the host from the working tree's files (tracked and untracked, not
-# ignored), copied first so the build leaves nothing in the repository; no setuptools build
-# runs under emulation. edge-pdm is pure Python, so one wheel fits both machines.
+# The wheel is built on the host from the working tree's files (in a git checkout: tracked and
+# untracked, not ignored), copied first so the build leaves nothing in the repository; no
+# setuptools build runs under emulation. edge-pdm is pure Python: one wheel fits both machines.
 begin "build the edge-pdm wheel on the host" 30-wheel
 rm -rf "$OUT/wheels"
 mkdir -p "$OUT/wheels"
 SRC=$(mktemp -d)
-git -C "$REPO" ls-files -z -co --exclude-standard |
-    tar -C "$REPO" --null --ignore-failed-read -T - -cf - | tar -C "$SRC" -xf -
+if git -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git -C "$REPO" ls-files -z -co --exclude-standard |
+        tar -C "$REPO" --null --ignore-failed-read -T - -cf - | tar -C "$SRC" -xf -
+    changed=$(git -C "$REPO" status --porcelain | wc -l)
+    echo "   source: commit $(git -C "$REPO" rev-parse --short HEAD)," \
+        "$changed uncommitted change(s) in the working tree"
+else
+    tar -C "$REPO" --exclude=./.git --exclude=./build --exclude='*.egg-info' -cf - . |
+        tar -C "$SRC" -xf -
+    echo "   source: $REPO (not a git checkout)"
+fi
 python3 -m pip wheel --no-deps -w "$OUT/wheels" "$SRC" >>"$LOG" 2>&1
 rm -rf "$SRC"
 WHEEL=$(cd "$OUT/wheels" && ls edge_pdm-*.whl)
