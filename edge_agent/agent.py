@@ -70,6 +70,7 @@ def build_pipelines(config: AgentConfig) -> list[ModelPipeline]:
                 [],
                 binding.channel_map,
                 source=binding.source,
+                input_health=binding.input_health,
             )
         )
         log.info(
@@ -197,6 +198,7 @@ class Agent:
                     "sha256": p.ref.sha256,
                     "task": p.runner.manifest.task,
                     "backend": p.runner.backend,
+                    "input_checks": p.monitor is not None,
                     **(
                         {"units": p.runner.manifest.output.units}
                         if p.runner.manifest.task == "rul"
@@ -529,7 +531,12 @@ class Agent:
                 for slot in self.sources.slots
             },
             "models": {
-                p.ref.id: {"results": p.results, "seq": p.seq, **p.windower.counters}
+                p.ref.id: {
+                    "results": p.results,
+                    "seq": p.seq,
+                    "input_raised": dict(p.input_problems),
+                    **p.windower.counters,
+                }
                 for p in self.pipelines
             },
         }

@@ -108,9 +108,11 @@ def _infer(args: argparse.Namespace) -> int:
         print(f"edge-agent: error: {args.input}: {reason}", file=sys.stderr)
         return 3
     rejected = dict(pipeline.windower.counters)
+    inputs = dict(pipeline.input_problems)
     print(
         f"{pipeline.results} results from {len(source.values)} samples"
-        + (f"; rejected {rejected}" if rejected else ""),
+        + (f"; rejected {rejected}" if rejected else "")
+        + (f"; input health raised {inputs} (input_health lines)" if inputs else ""),
         file=sys.stderr,
     )
     return 0

@@ -81,4 +81,32 @@ class AlarmEvent:
         }
 
 
-Event = Result | AlarmEvent
+@dataclass(frozen=True, slots=True)
+class InputHealthEvent:
+    """One model's per-channel input health: a change of one condition, or (change None) the
+    state when its checks start, so a retained copy from an earlier run never lingers."""
+
+    device: str
+    model: ModelRef
+    seq: int  # results of this model so far (the next result's seq is seq + 1)
+    window_end: float  # measurement time of the window that was checked
+    channels: dict[str, list[str]]  # active conditions per channel; empty lists: healthy
+    change: dict[str, Any] | None = None  # channel, condition, state, value, limit
+
+    def payload(self, published_at: float | None) -> dict[str, Any]:
+        return {
+            "schema_version": RESULT_SCHEMA_VERSION,
+            "type": "input_health",
+            "device": self.device,
+            "model": {"id": self.model.id, "name": self.model.name, "version": self.model.version},
+            "seq": self.seq,
+            "window_end": self.window_end,
+            "healthy": not any(self.channels.values()),
+            "channels": self.channels,
+            "change": self.change,
+            "published_at": published_at,
+            "historical": False,
+        }
+
+
+Event = Result | AlarmEvent | InputHealthEvent

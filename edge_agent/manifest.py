@@ -28,6 +28,25 @@ SemVer = Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
+class ChannelReference(StrictModel):
+    """One channel's raw samples in the training data: what the device's input health checks
+    compare against (drift, stuck sensor, out of range, saturation)."""
+
+    mean: float
+    std: float = Field(ge=0)
+    min: float
+    max: float
+    window_std: float = Field(
+        ge=0, description="Median standard deviation within one training window."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ChannelReference:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} > max {self.max}")
+        return self
+
+
 class InputSpec(StrictModel):
     channels: list[ChannelName] = Field(
         min_length=1, description="Channel names in the order the model expects them."
@@ -40,6 +59,11 @@ class InputSpec(StrictModel):
     features: list[Step] = Field(
         description="Front-end steps from a (window, channels) array to the model input."
     )
+    reference: dict[ChannelName, ChannelReference] | None = Field(
+        default=None,
+        description="Per-channel statistics of the training samples; without it the device "
+        "runs no input health checks for this model.",
+    )
 
     @field_validator("channels")
     @classmethod
@@ -47,6 +71,14 @@ class InputSpec(StrictModel):
         if len(set(value)) != len(value):
             raise ValueError(f"channel names must be unique, got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _reference_covers_channels(self) -> InputSpec:
+        if self.reference is not None and set(self.reference) != set(self.channels):
+            raise ValueError(
+                f"reference channels {sorted(self.reference)} differ from {sorted(self.channels)}"
+            )
+        return self
 
     def pipeline(self) -> FeaturePipeline:
         return FeaturePipeline(self.features, self.sample_rate_hz)

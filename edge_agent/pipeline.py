@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 from edge_agent.alarm import AlarmState, judge, reason
-from edge_agent.config.models import AlarmConfig
-from edge_agent.events import AlarmEvent, Event, ModelRef, Result
+from edge_agent.config.models import AlarmConfig, InputHealthConfig
+from edge_agent.errors import ConfigError
+from edge_agent.events import AlarmEvent, Event, InputHealthEvent, ModelRef, Result
+from edge_agent.manifest import InputSpec
 from edge_agent.postprocess import interpret
 from edge_agent.runtime.model import ModelRunner
 from edge_agent.sinks.base import Sink
 from edge_agent.stream.blocks import SampleBlock
-from edge_agent.stream.windower import Windower
+from edge_agent.stream.inputcheck import InputMonitor
+from edge_agent.stream.windower import Window, Windower
 
 log = logging.getLogger("edge_agent.pipeline")
 
@@ -28,6 +32,7 @@ class ModelPipeline:
         sinks: Sequence[Sink],
         channel_map: dict[str, str] | None = None,
         source: str | None = None,
+        input_health: InputHealthConfig | None = None,
     ) -> None:
         manifest = runner.manifest
         self.device = device
@@ -42,6 +47,8 @@ class ModelPipeline:
         self.alarm_config = alarm
         self.alarm = AlarmState(alarm)
         self.sinks = list(sinks)
+        self.monitor = _monitor(manifest.input, input_health or InputHealthConfig(), model_id)
+        self.input_problems: Counter[str] = Counter()  # raised conditions, by condition
         self.seq = 0
         self.results = 0
         self._stall: str | None = None  # the kind of stall last warned about
@@ -61,7 +68,10 @@ class ModelPipeline:
         manifest = self.runner.manifest
         features, predict, task = self.features, self.runner.predict, manifest.task
         alarm_enabled, clock = self.alarm_config.enabled, time.perf_counter
+        monitor = self.monitor
         for window in windows:
+            if monitor is not None:
+                self._check_input(monitor, window)
             started = clock()
             model_input = features(window.values)
             output = interpret(manifest, model_input, predict(model_input))
@@ -83,6 +93,38 @@ class ModelPipeline:
                 self._update_alarm(output, window.end)
         self.results += len(windows)
         return len(windows)
+
+    def _check_input(self, monitor: InputMonitor, window: Window) -> None:
+        changes = monitor.check(window.values)
+        if not changes and monitor.checked != 1:
+            return
+        state = monitor.active()
+        if not changes:  # the first check: replace whatever an earlier run left retained
+            self._emit(InputHealthEvent(self.device, self.ref, self.seq, window.end, state))
+        for change in changes:
+            what = f"model {self.ref.id}: input channel {change.channel} {change.condition}"
+            figures = {"model": self.ref.id, "value": round(change.value, 4), "limit": change.limit}
+            if change.state == "raised":
+                self.input_problems[change.condition] += 1
+                log.warning(what, extra=figures)
+            else:
+                log.info(f"{what} cleared", extra=figures)
+            self._emit(
+                InputHealthEvent(
+                    self.device,
+                    self.ref,
+                    self.seq,
+                    window.end,
+                    state,
+                    {
+                        "channel": change.channel,
+                        "condition": change.condition,
+                        "state": change.state,
+                        "value": change.value,
+                        "limit": change.limit,
+                    },
+                )
+            )
 
     def _warn_stall(self) -> None:
         """Say at once why no window forms, once per kind of stall rather than once per block:
@@ -149,3 +191,22 @@ class ModelPipeline:
         for sink in self.sinks:
             sink.flush()
         return True
+
+
+def _monitor(spec: InputSpec, config: InputHealthConfig, model_id: str) -> InputMonitor | None:
+    """The model's input checks, or None when switched off or the bundle has no reference."""
+    unknown = sorted(set(config.full_scale) - set(spec.channels))
+    if unknown:
+        raise ConfigError(
+            f"model {model_id}: input_health.full_scale names {unknown}, "
+            f"not channels of the model {spec.channels}"
+        )
+    if not config.enabled:
+        return None
+    if spec.reference is None:
+        log.info(
+            f"model {model_id}: no input health checks (the bundle carries no training "
+            "reference; bundles trained by this version do)"
+        )
+        return None
+    return InputMonitor(spec.channels, spec.reference, config, spec.window, spec.hop)

@@ -28,6 +28,37 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reference(args: argparse.Namespace) -> int:
+    """Write the training reference into a bundle trained before manifests carried one: the
+    same statistics training writes, from the same data build."""
+    from edge_agent.errors import BundleError
+    from edge_agent.runtime import load_model
+    from training.config import load_config
+    from training.datasets import build_task_data
+    from training.trainer import channel_reference, write_manifest
+
+    manifest = load_model(args.bundle).manifest
+    config, _ = load_config(args.config)
+    data = build_task_data(config)
+    if data.channels != manifest.input.channels:
+        raise BundleError(
+            f"{args.bundle}: channels {manifest.input.channels} differ from the data of "
+            f"{args.config} ({data.channels})"
+        )
+    reference = channel_reference(data)
+    updated = manifest.model_copy(
+        update={"input": manifest.input.model_copy(update={"reference": reference})}
+    )
+    write_manifest(Path(args.bundle), updated)
+    load_model(args.bundle)  # verified again as a device reads it
+    for channel, ref in reference.items():
+        print(
+            f"{channel}: mean {ref.mean:.6g}, std {ref.std:.6g}, "
+            f"range [{ref.min:.6g}, {ref.max:.6g}], window std {ref.window_std:.6g}"
+        )
+    return 0
+
+
 def _evaluation_data(args: argparse.Namespace, manifest):
     """Test windows from a training config's dataset or from a CSV/NPZ recording."""
     path = Path(args.data)
@@ -142,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--backend", **backend)
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser(
+        "reference", help="add the per-channel training reference to an older bundle"
+    )
+    p.add_argument("config", help="the training config the bundle was trained with")
+    p.add_argument("bundle")
+    p.set_defaults(func=_reference)
 
     p = sub.add_parser("inspect", help="verify a bundle and print its manifest summary")
     p.add_argument("bundle")

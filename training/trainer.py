@@ -19,6 +19,7 @@ from edge_agent.frontend.steps import Standardize, Step, run_steps
 from edge_agent.manifest import (
     SCHEMA_VERSION,
     AnomalyOutput,
+    ChannelReference,
     ClassificationOutput,
     DatasetInfo,
     Golden,
@@ -90,6 +91,29 @@ def _fit_steps(config: TrainConfig, data: TaskData, log: Log) -> tuple[list[Step
         steps.append(fitted)
         raw = {name: fitted.apply(x, data.sample_rate_hz) for name, x in raw.items()}
     return steps, {name: x.astype(np.float32) for name, x in raw.items()}
+
+
+def write_manifest(bundle_dir: Path, manifest: Manifest) -> None:
+    (bundle_dir / MANIFEST_FILE).write_text(
+        json.dumps(manifest.model_dump(mode="json", by_alias=True), indent=1) + "\n"
+    )
+
+
+def channel_reference(data: TaskData) -> dict[str, ChannelReference]:
+    """What the device's input health checks compare against: each channel's raw training
+    samples (mean, std, range) and the median std within one training window."""
+    rows = data.train_rows.astype(np.float64)
+    window_std = np.median(data.train.windows.std(axis=1, dtype=np.float64), axis=0)
+    return {
+        channel: ChannelReference(
+            mean=float(rows[:, i].mean()),
+            std=float(rows[:, i].std()),
+            min=float(rows[:, i].min()),
+            max=float(rows[:, i].max()),
+            window_std=float(window_std[i]),
+        )
+        for i, channel in enumerate(data.channels)
+    }
 
 
 def _build_model(config: TrainConfig, input_shape: tuple[int, ...], n_classes: int):
@@ -232,6 +256,7 @@ def train(
             window=config.input.window,
             hop=config.input.hop,
             features=steps,
+            reference=channel_reference(data),
         ),
         output=_task_output(config, data, threshold_float or 1.0),
         tensors=tensors,
@@ -278,9 +303,7 @@ def train(
     )
     bundle_dir.mkdir(parents=True, exist_ok=True)
     (bundle_dir / MODEL_FILE).write_bytes(int8_model)
-    (bundle_dir / MANIFEST_FILE).write_text(
-        json.dumps(manifest.model_dump(mode="json", by_alias=True), indent=1) + "\n"
-    )
+    write_manifest(bundle_dir, manifest)
     load_model(bundle_dir)  # the bundle as a device reads it: hash, tensors, golden smoke test
     log(f"[bundle] wrote and verified {bundle_dir}")
 

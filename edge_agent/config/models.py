@@ -40,6 +40,44 @@ class AlarmConfig(StrictModel):
         return self
 
 
+class InputHealthConfig(StrictModel):
+    """Per-channel checks of the raw input against the bundle's training reference. Each
+    condition is raised after `persist_windows` checked windows in a row and cleared after as
+    many without it; checked windows do not overlap."""
+
+    enabled: bool = Field(default=True, description="Only where the manifest has a reference.")
+    drift_z: float = Field(
+        default=3.0,
+        gt=0,
+        description="Drift: mean over the horizon minus the training mean, in training stds.",
+    )
+    drift_horizon_windows: int = Field(default=4, ge=1)
+    stuck_ratio: float = Field(
+        default=0.01,
+        ge=0,
+        lt=1,
+        description="Stuck: a window's std at most this fraction of the training window std.",
+    )
+    range_margin: float = Field(
+        default=0.1, ge=0, description="Training range widened by this share of its span."
+    )
+    out_of_range_fraction: float = Field(
+        default=0.01, ge=0, lt=1, description="Share of a window's samples beyond the range."
+    )
+    saturation_fraction: float = Field(
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="Share of a window's samples repeating an extreme at the clipping edge.",
+    )
+    full_scale: dict[str, tuple[float, float]] = Field(
+        default={},
+        description="Model channel -> the sensor's (low, high) limits where known: a reading "
+        "pinned there is saturated even inside the training range.",
+    )
+    persist_windows: int = Field(default=3, ge=1)
+
+
 class ModelBinding(StrictModel):
     bundle: Path
     source: Identifier = Field(description="Id of the source whose samples this model reads.")
@@ -50,3 +88,4 @@ class ModelBinding(StrictModel):
     backend: BackendChoice | None = None
     edgetpu: bool = False
     alarm: AlarmConfig = AlarmConfig()
+    input_health: InputHealthConfig = InputHealthConfig()

@@ -18,9 +18,14 @@ from typing import Literal
 import orjson
 from pydantic import ValidationError
 
-from edge_agent.mqtt.contract import AlarmPayload, ResultPayload, StatusPayload
+from edge_agent.mqtt.contract import (
+    AlarmPayload,
+    InputHealthPayload,
+    ResultPayload,
+    StatusPayload,
+)
 
-Kind = Literal["result", "alarm", "status"]
+Kind = Literal["result", "alarm", "input_health", "status"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +33,7 @@ class Message:
     kind: Kind
     device: str
     model: str | None
-    payload: ResultPayload | AlarmPayload | StatusPayload
+    payload: ResultPayload | AlarmPayload | InputHealthPayload | StatusPayload
 
 
 class ContractError(ValueError):
@@ -49,9 +54,12 @@ def parse(topic: str, payload: bytes) -> Message:
         if levels[-1] == "alarm" or levels[-2:] == ["alarm", "event"]:
             alarm = AlarmPayload.model_validate(data)
             return Message("alarm", alarm.device, alarm.model.id, alarm)
+        if levels[-1] == "input" or levels[-2:] == ["input", "event"]:
+            health = InputHealthPayload.model_validate(data)
+            return Message("input_health", health.device, health.model.id, health)
     except (orjson.JSONDecodeError, ValidationError) as exc:
         raise ContractError(f"{topic}: {exc}") from None
-    raise ContractError(f"{topic}: not a result, alarm or status topic")
+    raise ContractError(f"{topic}: not a result, alarm, input health or status topic")
 
 
 class ResultTracker:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from edge_agent.schema import StrictModel
+from edge_agent.stream.inputcheck import Condition as InputCondition
 
 
 class ModelInfo(StrictModel):
@@ -95,6 +96,35 @@ class AlarmPayload(StrictModel):
     historical: bool
 
 
+class InputChange(StrictModel):
+    channel: str
+    condition: InputCondition
+    state: Literal["raised", "cleared"]
+    value: float = Field(description="The figure that decided it (see docs/mqtt.md).")
+    limit: float = Field(description="The configured limit it was compared against.")
+
+
+class InputHealthPayload(StrictModel):
+    """Topic `<...>/<model>/input` (retained: the current per-channel state) and
+    `<...>/<model>/input/event` (not retained: each change)."""
+
+    schema_version: Literal[1]
+    type: Literal["input_health"]
+    device: str
+    model: ModelInfo
+    seq: int = Field(ge=0, description="The model's results so far when the window was checked.")
+    window_end: float = Field(description="Measurement time of the checked window's last sample.")
+    healthy: bool = Field(description="No condition active on any channel.")
+    channels: dict[str, list[InputCondition]] = Field(
+        description="Every model channel with its active conditions (empty: healthy)."
+    )
+    change: InputChange | None = Field(
+        description="What changed; null on the state published when the checks start."
+    )
+    published_at: float | None
+    historical: bool
+
+
 class StatusModel(StrictModel):
     id: str
     name: str
@@ -102,6 +132,9 @@ class StatusModel(StrictModel):
     sha256: str
     task: str
     backend: str
+    input_checks: bool = Field(
+        default=False, description="Per-channel input health is published on `<model>/input`."
+    )
     units: str | None = None
 
 
@@ -162,6 +195,7 @@ class HealthEvent(StrictModel):
 SCHEMAS = {
     "result": ResultPayload,
     "alarm": AlarmPayload,
+    "input-health": InputHealthPayload,
     "status": StatusPayload,
     "metrics": MetricsPayload,
     "command-reply": CommandReply,

@@ -2,7 +2,8 @@
 
 Entities come from each model's task and manifest: a classifier gives a label sensor and a
 confidence sensor; an anomaly model a score sensor and a problem binary sensor; a RUL model a
-sensor in the manifest's units; every model an alarm binary sensor; the device a diagnostic
+sensor in the manifest's units; every model an alarm binary sensor (and an input problem sensor
+where its bundle carries a training reference); the device a diagnostic
 "agent degraded" problem sensor. Availability follows the agent's status topic, so entities go
 unavailable with the Last Will.
 """
@@ -41,6 +42,17 @@ def _entities(model: dict[str, Any], topics: Topics, device: str) -> dict[str, d
             device_class="problem",
         )
     ]
+    if model.get("input_checks"):
+        found.append(
+            entity(
+                "input_problem",
+                "binary_sensor",
+                topics.input_health(model_id),
+                "{{ 'OFF' if value_json.healthy else 'ON' }}",
+                device_class="problem",
+                entity_category="diagnostic",
+            )
+        )
     if task == "classification":
         found.append(entity("label", "sensor", result, "{{ value_json.label }}"))
         found.append(

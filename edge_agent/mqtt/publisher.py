@@ -30,7 +30,7 @@ import paho.mqtt.client as mqtt
 
 from edge_agent.config.mqtt import MqttConfig
 from edge_agent.config.sinks import MqttSinkConfig
-from edge_agent.events import AlarmEvent, Event, Result
+from edge_agent.events import AlarmEvent, Event, InputHealthEvent, Result
 from edge_agent.faults import Boundary, Recovery
 from edge_agent.logs import RateLimiter
 from edge_agent.mqtt.client import (
@@ -158,7 +158,7 @@ class MqttPublisher:
         self.first_attempt = threading.Event()  # set once the broker has answered or failed
         self._health_backlog: deque[bytes] = deque(maxlen=HEALTH_BACKLOG)
         self._next_commit = 0.0
-        self._alarm_waiting = False
+        self._urgent_waiting = False
         self.connected_event = threading.Event()
         self._start_client()
         self._sender = self._start_sender()
@@ -268,18 +268,26 @@ class MqttPublisher:
             self.spool.put(self.topics.result(event.model.id), payload, 1, False, PRIORITY_ROUTINE)
             self.spool.set_sequence(event.model.id, event.seq)
         elif isinstance(event, AlarmEvent):
-            self._alarm_waiting = True
+            self._urgent_waiting = True
             self.spool.put(self.topics.alarm(event.model.id), payload, 1, True, PRIORITY_ALARM)
             self.spool.put(
                 self.topics.alarm_event(event.model.id), payload, 1, False, PRIORITY_ALARM
             )
+        elif isinstance(event, InputHealthEvent):
+            self._urgent_waiting = True
+            model = event.model.id
+            self.spool.put(self.topics.input_health(model), payload, 1, True, PRIORITY_ALARM)
+            if event.change is not None:
+                self.spool.put(
+                    self.topics.input_health_event(model), payload, 1, False, PRIORITY_ALARM
+                )
 
     def flush(self) -> None:
         """Commit (and offer to the broker) what was emitted: every batch, or at most every
-        `commit_interval_s` unless an alarm is waiting."""
+        `commit_interval_s` unless an alarm or input health change is waiting."""
         now = time.monotonic()
-        if self._alarm_waiting or now >= self._next_commit:
-            self._alarm_waiting = False
+        if self._urgent_waiting or now >= self._next_commit:
+            self._urgent_waiting = False
             self._next_commit = now + self.config.commit_interval_s
             self.spool.commit()
             self._notify()

@@ -42,6 +42,12 @@ class Topics:
     def alarm_event(self, model: str) -> str:
         return f"{self.base}/{checked(model)}/alarm/event"
 
+    def input_health(self, model: str) -> str:
+        return f"{self.base}/{checked(model)}/input"
+
+    def input_health_event(self, model: str) -> str:
+        return f"{self.base}/{checked(model)}/input/event"
+
     def reply(self, verb: str) -> str:
         return f"{self.base}/cmd/{checked(verb)}/reply"
 
@@ -58,6 +64,8 @@ class Topics:
             f"{p}/+/+/result",
             f"{p}/+/+/alarm",
             f"{p}/+/+/alarm/#",
+            f"{p}/+/+/input",
+            f"{p}/+/+/input/#",
             f"{p}/+/+/deployment",
             f"{p}/+/+/deployment/#",
         ]

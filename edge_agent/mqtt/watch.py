@@ -20,6 +20,7 @@ class Row:
     result: str = ""
     seq: int = 0
     alarm: str = "-"
+    inputs: str = "-"  # input health: "ok", or the channels' active conditions
 
 
 def summarise(payload: Any) -> str:
@@ -29,6 +30,12 @@ def summarise(payload: Any) -> str:
         flag = "ANOMALY" if payload.is_anomaly else "normal"
         return f"score {payload.score:.3g} / {payload.threshold:.3g} {flag}"
     return f"rul {payload.rul:.1f} {payload.units}"
+
+
+def describe_inputs(channels: dict[str, list[str]]) -> str:
+    """'ok', or each unhealthy channel with its conditions: 'ay stuck'."""
+    bad = [f"{name} {','.join(found)}" for name, found in channels.items() if found]
+    return "; ".join(bad) or "ok"
 
 
 class Watcher:
@@ -43,6 +50,7 @@ class Watcher:
             f"{prefix}/{device}/status",
             f"{prefix}/{device}/+/result",
             f"{prefix}/{device}/+/alarm",
+            f"{prefix}/{device}/+/input",
         ]
         client = make_client(broker, f"edge-agent-watch-{time.monotonic_ns() % 10**9}")
         client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in topics])
@@ -65,6 +73,8 @@ class Watcher:
                 if parsed.kind == "result":
                     row.result = summarise(parsed.payload)
                     row.seq = parsed.payload.seq  # type: ignore[union-attr]
+                elif parsed.kind == "input_health":
+                    row.inputs = describe_inputs(parsed.payload.channels)  # type: ignore[union-attr]
                 else:
                     p = parsed.payload
                     row.alarm = f"{p.state} {p.severity or ''}".strip()  # type: ignore[union-attr]
@@ -73,13 +83,14 @@ class Watcher:
     def table(self) -> str:
         with self.lock:
             lines = [
-                f"{'device':16} {'status':8} {'model':22} {'seq':>7} {'alarm':18} latest",
-                "-" * 100,
+                f"{'device':16} {'status':8} {'model':22} {'seq':>7} {'alarm':18} "
+                f"{'inputs':16} latest",
+                "-" * 117,
             ]
             for (device, model), row in sorted(self.rows.items()):
                 lines.append(
                     f"{device:16} {self.devices.get(device, '?'):8} {model:22} "
-                    f"{row.seq:>7} {row.alarm:18} {row.result}"
+                    f"{row.seq:>7} {row.alarm:18} {row.inputs:16} {row.result}"
                 )
             for device, state in sorted(self.devices.items()):
                 if not any(d == device for d, _ in self.rows):

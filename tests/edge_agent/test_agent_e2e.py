@@ -132,7 +132,8 @@ def test_bad_bundle_at_start_exits_2_with_one_line(tmp_path: Path, damage: str) 
 
 
 def test_infer_writes_jsonread_jsonl(tmp_path: Path) -> None:
-    """Test that `edge-agent infer` runs a bundle over a recording and prints results."""
+    """Test that `edge-agent infer` runs a bundle over a recording and prints results, and
+    input health lines: healthy at the start, the fault's impacts outside the training range."""
     recording = _recording(tmp_path / "rec.npz")
     out = tmp_path / "infer.jsonl"
     result = run_cli(
@@ -145,7 +146,11 @@ def test_infer_writes_jsonread_jsonl(tmp_path: Path) -> None:
         "--no-alarms",
     )
     assert result.returncode == 0, result.stderr
-    rows = read_jsonl(out)
-    assert len(rows) == 24 and all(r["type"] == "result" for r in rows)
+    lines = read_jsonl(out)
+    rows = [r for r in lines if r["type"] == "result"]
+    inputs = [r for r in lines if r["type"] == "input_health"]
+    assert len(rows) == 24 and len(lines) == len(rows) + len(inputs)
     assert rows[0]["is_anomaly"] is False and rows[-1]["is_anomaly"] is True
+    assert inputs[0]["healthy"] and inputs[0]["change"] is None
+    assert not inputs[-1]["healthy"], inputs[-1]
     assert "24 results from 102400 samples" in result.stderr

@@ -107,3 +107,83 @@ def test_agent_counts_and_logs_a_step(
     assert agent.counters["clock_steps"] == 2
     steps = [r for r in caplog.records if r.getMessage() == "system clock stepped"]
     assert [round(r.by_s / HOUR) for r in steps] == [1, -1]  # type: ignore[attr-defined]
+
+
+def test_live_stream_through_an_hour_forward_and_back_loses_nothing(
+    durable_broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cmapss_dir: Path
+) -> None:
+    """Test a live run whose system clock steps +1 h then back during a broker outage, with a
+    driver stamping rows by that clock and a 15 min spool age limit: windows keep forming after
+    each step (counted as a jump and a step back), both steps are counted, nothing spooled is
+    purged by age, and every result reaches a subscriber once the broker is back."""
+    from edge_agent.clock import CLOCK
+    from edge_agent.mqtt.publisher import MqttPublisher
+    from tests.conftest import Subscriber, agent_thread, register_plugin, wait_until
+
+    wall = SteppedWall()
+    monkeypatch.setattr(CLOCK, "wall", wall)
+    register_plugin(
+        monkeypatch, "wall-rows", "tests.edge_agent.sources.fake_driver:make_wall_stamped"
+    )
+    sensors = [2, 3, 4, 7, 8, 9, 11, 12, 13, 14, 15, 17, 20, 21]
+    source = (
+        '[[sources]]\nkind = "plugin"\nid = "engine"\nplugin = "wall-rows"\n'
+        f'options = {{ path = "{cmapss_dir / "test_FD001.txt"}", period_s = 0.005, '
+        f"columns = {[s + 4 for s in sensors]}, names = {[f's{s}' for s in sensors]} }}"
+    )
+    config = agent_config(
+        tmp_path,
+        "clock2",
+        source.replace("'", '"'),
+        [("cmapss-fd001-rul", "engine")],
+        broker_port=durable_broker.port,
+        mqtt_sink=True,
+        sink_options="spool_max_age_h = 0.25",
+    )
+    historian = Subscriber(durable_broker, "pdm/clock2/+/result", client_id="historian")
+    agent = Agent(load_agent_config(config))
+    thread = agent_thread(agent)
+    pipeline = agent.pipelines[0]
+    publisher = next(s for s in agent.sinks if isinstance(s, MqttPublisher))
+    try:
+        wait_until(lambda: len(historian.payloads("/result")) >= 20, 30, "results flowing")
+        durable_broker.stop()
+        wait_until(lambda: publisher.spool.live_count >= 20, 30, "results spooled offline")
+
+        wall.offset = HOUR
+        mark = pipeline.results
+        wait_until(
+            lambda: (
+                pipeline.windower.counters["time_jump_reset"] == 1
+                and pipeline.results >= mark + 50
+                and agent.counters["clock_steps"] == 1
+            ),
+            30,
+            "windows after the step forward",
+        )
+        wall.offset = 0.0
+        mark = pipeline.results
+        wait_until(
+            lambda: (
+                pipeline.windower.counters["clock_step_back"] == 1
+                and pipeline.results >= mark + 50
+                and agent.counters["clock_steps"] == 2
+            ),
+            30,
+            "windows after the step back",
+        )
+        assert publisher.spool.counters["dropped_expired"] == 0
+
+        durable_broker.start()
+        expected = set(range(1, pipeline.seq + 1))
+        wait_until(
+            lambda: {p["seq"] for p in historian.payloads("/result")} >= expected,
+            60,
+            "every result delivered after the outage",
+        )
+    finally:
+        agent.stop_event.set()
+        thread.join(20)
+        historian.close()
+    assert publisher.spool.counters["dropped_expired"] == 0
+    assert pipeline.windower.counters["out_of_order"] <= 2  # rows before the step back is believed

@@ -23,3 +23,17 @@ def test_schema_forbids_unknown_keys_everywhere() -> None:
     for definition in objects:
         if definition.get("type") == "object" and "properties" in definition:
             assert definition.get("additionalProperties") is False, definition.get("title")
+
+
+def test_reference_must_cover_exactly_the_model_channels() -> None:
+    """Test that a manifest whose training reference names other channels is refused."""
+    import pytest
+    from pydantic import ValidationError
+
+    from edge_agent.manifest import Manifest
+
+    data = json.loads((REPO_ROOT / "models/vibration-fault/manifest.json").read_text())
+    Manifest.model_validate(data)
+    data["input"]["reference"]["accel_x"] = data["input"]["reference"].pop("ax")
+    with pytest.raises(ValidationError, match="reference channels"):
+        Manifest.model_validate(data)

@@ -183,3 +183,26 @@ def test_missing_files_are_named(tmp_path: Path) -> None:
     assert result.returncode == 2 and "nope.toml: config file not found" in result.stderr
     result = _run("inspect", str(tmp_path / "nobundle"))
     assert result.returncode == 2 and "nobundle: bundle directory not found" in result.stderr
+
+
+def test_reference_adds_what_training_writes(tiny_bundles: dict[str, Path], tmp_path: Path) -> None:
+    """Test that `edge-train reference` gives a bundle without one exactly the per-channel
+    reference training wrote, and refuses a config whose data has other channels."""
+    trained = tiny_bundles["rul"]
+    config = trained.parent.parent / "rul" / "rul.toml"
+    bundle = tmp_path / "old-bundle"
+    shutil.copytree(trained, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    written_by_training = manifest["input"].pop("reference")
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    assert read_bundle(bundle).manifest.input.reference is None
+
+    assert main(["reference", str(config), str(bundle)]) == 0
+    added = json.loads((bundle / "manifest.json").read_text())["input"]["reference"]
+    assert added == written_by_training
+
+    other = trained.parent.parent / "classification" / "classification.toml"
+    result = _run("reference", str(other), str(bundle))
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "channels" in errors[0], result.stderr

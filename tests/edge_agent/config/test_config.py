@@ -79,3 +79,26 @@ def test_missing_and_unparsable_files(tmp_path: Path) -> None:
         load_agent_config(tmp_path / "none.toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_agent_config(_write(tmp_path, "device_id = "))
+
+
+def test_full_scale_for_a_channel_the_model_lacks_is_one_line(tmp_path: Path) -> None:
+    """Test that `check-config` refuses an input_health.full_scale naming no model channel,
+    with one line naming the model and the channels it has (exit 2)."""
+    from tests.conftest import agent_config, run_cli
+
+    config = agent_config(
+        tmp_path,
+        "dev1",
+        '[[sources]]\nkind = "simulator"\nid = "m1"',
+        [("vibration-fault", "m1")],
+        extra="",
+    )
+    config.write_text(
+        config.read_text().replace(
+            'source = "m1"', 'source = "m1"\ninput_health.full_scale = { accel_x = [-2, 2] }'
+        )
+    )
+    result = run_cli("check-config", str(config))
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(lines) == 1 and "vibration-fault" in lines[0] and "accel_x" in lines[0], lines

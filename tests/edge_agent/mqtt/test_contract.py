@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from edge_agent.config.models import AlarmConfig
-from edge_agent.events import AlarmEvent, Event
-from edge_agent.mqtt.contract import SCHEMAS, AlarmPayload, ResultPayload
+from edge_agent.events import AlarmEvent, Event, InputHealthEvent, Result
+from edge_agent.mqtt.contract import SCHEMAS, AlarmPayload, InputHealthPayload, ResultPayload
 from edge_agent.pipeline import ModelPipeline
 from edge_agent.runtime import load_model
 from edge_agent.sim.vibration import CHANNELS, MachineConditions, generate
@@ -35,7 +35,8 @@ class ListSink:
 
 @pytest.mark.parametrize("bundle", ["vibration-fault", "vibration-anomaly", "cmapss-fd001-rul"])
 def test_result_and_alarm_payloads_validate(bundle: str) -> None:
-    """Test that each task's result and alarm payloads validate against the contract."""
+    """Test that each task's result, alarm and input health payloads validate against the
+    contract."""
     runner = load_model(REPO_ROOT / "models" / bundle)
     spec = runner.manifest.input
     sink = ListSink()
@@ -53,13 +54,16 @@ def test_result_and_alarm_payloads_validate(bundle: str) -> None:
             "s", tuple(spec.channels), values, 1.7e9, timestamps=1.7e9 + np.arange(n, dtype=float)
         )
     pipeline.push(block)
-    results = [e for e in sink.events if not isinstance(e, AlarmEvent)]
+    results = [e for e in sink.events if isinstance(e, Result)]
     alarms = [e for e in sink.events if isinstance(e, AlarmEvent)]
-    assert len(results) == 4 and alarms
+    inputs = [e for e in sink.events if isinstance(e, InputHealthEvent)]
+    assert len(results) == 4 and alarms and inputs
     for event in results:
         ResultPayload.model_validate(event.payload(1.7e9 + 10))
     for event in alarms:
         AlarmPayload.model_validate(event.payload(None))
+    for event in inputs:
+        InputHealthPayload.model_validate(event.payload(None))
 
 
 def test_committed_schemas_are_current(tmp_path: Path) -> None:

@@ -59,6 +59,9 @@ def test_discovery_published_and_repeated_on_ha_birth(broker: Broker, tmp_path: 
     assert components["pdm_press_9_vibration_anomaly_score"]["state_topic"] == (
         "pdm/press-9/vibration-anomaly/result"
     )
+    input_problem = components["pdm_press_9_vibration_anomaly_input_problem"]
+    assert input_problem["state_topic"] == "pdm/press-9/vibration-anomaly/input"
+    assert input_problem["entity_category"] == "diagnostic"
     rul = components["pdm_press_9_cmapss_fd001_rul_remaining_life"]
     assert rul["unit_of_measurement"] == "cycles" and rul["p"] == "sensor"
     assert components["pdm_press_9_cmapss_fd001_rul_alarm"]["state_topic"] == (

@@ -57,3 +57,37 @@ class FlakyDriver:
 
 def make_flaky(source_id: str, options: dict) -> FlakyDriver:
     return FlakyDriver(source_id, int(options["crash_after"]))
+
+
+class WallStampedRows:
+    """A real-time driver that stamps each row with the system clock as it reads it, as an ADC
+    or fieldbus driver on the device does: rows from a whitespace table, cycled, every
+    `period_s`. The clock is edge_agent.clock.CLOCK.wall, so a test can step it."""
+
+    def __init__(self, source_id: str, path: str, columns: list[int], names: list[str], period_s):
+        self.id = source_id
+        self.counters: Counter[str] = Counter()
+        self.rows = np.loadtxt(path)[:, columns]
+        self.names = tuple(names)
+        self.period_s = float(period_s)
+
+    def run(self, emit, stop: threading.Event) -> None:
+        from edge_agent.clock import CLOCK
+
+        index = 0
+        while not stop.wait(self.period_s):
+            row = self.rows[index % len(self.rows)][None, :]
+            now = CLOCK.wall()
+            emit(SampleBlock(self.id, self.names, row, now, timestamps=np.array([now])))
+            index += 1
+            self.counters["rows"] += 1
+
+
+def make_wall_stamped(source_id: str, options: dict) -> WallStampedRows:
+    return WallStampedRows(
+        source_id,
+        str(options["path"]),
+        list(options["columns"]),  # type: ignore[arg-type]
+        list(options["names"]),  # type: ignore[arg-type]
+        options["period_s"],
+    )
