@@ -118,6 +118,21 @@ def _infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    try:
+        from edge_agent.report import write_report
+    except ImportError:
+        raise ConfigError("the report needs matplotlib: pip install 'edge-pdm[report]'") from None
+    print(write_report(Path(args.results), Path(args.output)))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from edge_agent.demo.run import run
+
+    return run(args)
+
+
 def _watch(args: argparse.Namespace) -> int:
     from edge_agent.config import load_agent_config
     from edge_agent.config.mqtt import MqttConfig
@@ -180,6 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=1.0, help="seconds between redraws")
     p.add_argument("--updates", type=int, help="stop after this many redraws")
     p.set_defaults(func=_watch)
+
+    p = sub.add_parser("report", help="plot a run's JSON lines as an HTML or PNG report")
+    p.add_argument("results", help="JSON lines written by `run` (jsonl sink) or `infer`")
+    p.add_argument("-o", "--output", default="report.html", help=".html or .png")
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("demo", help="a simulated machine fails, live over a real MQTT broker")
+    from edge_agent.demo import add_arguments as demo_arguments
+
+    demo_arguments(p)
+    p.set_defaults(func=_demo)
 
     p = sub.add_parser("service", help="install, upgrade or remove the systemd service (root)")
     from edge_agent.service.install import add_arguments
