@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import importlib.util
 from typing import Any, Literal, get_args
 
 from edge_agent.errors import RuntimeBackendError
@@ -28,8 +29,31 @@ _INSTALL_HINT = {
 }
 
 
+class _WrongEnvironment(ImportError):
+    """The backend is installed but cannot work in this environment; the message says why."""
+
+
+def wrong_environment(name: str, numpy_version: str, installed: bool) -> str | None:
+    """Why an installed backend cannot work here, or None. tflite-runtime is built against
+    numpy 1: under numpy 2 its import prints a page of warnings and fails, which happens when
+    another extra is installed later into the same environment."""
+    if name == "tflite_runtime" and installed and int(numpy_version.split(".")[0]) >= 2:
+        return (
+            f"tflite-runtime needs numpy<2 but this environment has numpy {numpy_version}; "
+            "give the legacy extra an environment of its own: python3 -m venv .venv-legacy && "
+            ".venv-legacy/bin/pip install -e '.[tflite]'"
+        )
+    return None
+
+
 def _import(name: BackendName, which: int = 1) -> Any:
+    import numpy
+
     module_name = _LOCATIONS[name][0]
+    installed = importlib.util.find_spec(name) is not None
+    problem = wrong_environment(name, numpy.__version__, installed)
+    if problem is not None:
+        raise _WrongEnvironment(problem)
     found: Any = importlib.import_module(module_name)
     for part in _LOCATIONS[name][which].split("."):
         found = getattr(found, part)
@@ -57,6 +81,8 @@ def resolve_interpreter(choice: BackendChoice = "auto") -> tuple[BackendName, An
     for name in candidates:
         try:
             return name, _import(name)
+        except _WrongEnvironment as exc:
+            failures.append(f"{name} ({exc})")
         except (ImportError, AttributeError) as exc:
             failures.append(f"{name} ({exc}; install with {_INSTALL_HINT[name]})")
     raise RuntimeBackendError("no usable TFLite interpreter: " + "; ".join(failures))

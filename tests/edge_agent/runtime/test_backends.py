@@ -39,3 +39,16 @@ def test_litert_and_tensorflow_agree(tiny_bundles: dict[str, Path]) -> None:
         assert (
             np.max(np.abs(litert.predict(features) - tensorflow.predict(features))) <= step * 1.01
         )
+
+
+def test_legacy_backend_under_numpy_2_is_refused_in_one_sentence() -> None:
+    """Test that an installed tflite-runtime beside numpy 2 (a later install of another extra
+    upgraded it) is refused with the fix, before its import prints a page of warnings; numpy 1
+    or an absent tflite-runtime is not refused."""
+    from edge_agent.runtime.backends import wrong_environment
+
+    problem = wrong_environment("tflite_runtime", "2.1.3", installed=True)
+    assert problem is not None and "numpy<2" in problem and ".venv-legacy" in problem
+    assert wrong_environment("tflite_runtime", "1.26.4", installed=True) is None
+    assert wrong_environment("tflite_runtime", "2.1.3", installed=False) is None
+    assert wrong_environment("ai_edge_litert", "2.1.3", installed=True) is None
