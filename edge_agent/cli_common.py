@@ -9,7 +9,15 @@ from edge_agent.errors import EdgeError
 
 
 def run_cli(prog: str, parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
-    """Run a parsed subcommand; an expected failure is one line on stderr and exit status 2."""
+    """Run a parsed subcommand; an expected failure is one line on stderr and exit status 2.
+
+    As a process's entry point (argv None) it first keeps the interpreters' start-up noise off
+    stderr; called in-process (tests) it leaves the caller's stderr alone."""
+    if argv is None:
+        from edge_agent.quiet import filter_native_stderr, quiet_tensorflow
+
+        quiet_tensorflow()
+        filter_native_stderr()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
