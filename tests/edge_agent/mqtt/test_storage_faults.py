@@ -185,7 +185,8 @@ def test_filesystem_that_stops_writing_degrades_then_recovers_on_a_new_one(
             )
             degraded_after = time.monotonic() - faulted_at
             during = wait_for_more(lambda: len(_produced(tmp_path)), 10, 30, "inference goes on")
-            subprocess.run(["umount", "-l", str(spool)], check=True)
+            # Mounted over the dead filesystem, not after unmounting it: in between, the path
+            # would be the plain directory beneath, and the spool could recover there unseen.
             with _mounted(spool, "-t", "tmpfs", "-o", "size=8m", "tmpfs"):
                 replaced_at = time.monotonic()
                 wait_until(
