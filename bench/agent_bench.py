@@ -92,7 +92,7 @@ def bench_model(
             else:
                 times = t0 + np.arange(len(chunk), dtype=np.float64)
                 block = SampleBlock("s", channels, chunk, t0, timestamps=times)
-            agent_pipeline.push(block)
+            agent_pipeline.push(block, time.perf_counter())  # stamped on arrival, as the agent
             sink.flush()
         sink.close()
 

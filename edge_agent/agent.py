@@ -19,14 +19,16 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from edge_agent import __version__
+from edge_agent import __version__, telemetry
 from edge_agent.clock import CLOCK
 from edge_agent.config import AgentConfig, load_agent_config
+from edge_agent.config.metrics import MetricsConfig
 from edge_agent.config.sinks import JsonlSinkConfig, MqttSinkConfig
 from edge_agent.config.sources import MqttSourceConfig
-from edge_agent.errors import EdgeError
+from edge_agent.errors import ConfigError, EdgeError
 from edge_agent.faults import Supervised
 from edge_agent.logs import RateLimiter
 from edge_agent.pipeline import ModelPipeline
@@ -39,6 +41,10 @@ from edge_agent.sources.base import AcceptsFaults, Source
 from edge_agent.sources.plugins import build_source
 from edge_agent.stream.blocks import SampleBlock
 from edge_agent.supervisor import Health, SourceRunner
+from edge_agent.telemetry import Histogram
+
+if TYPE_CHECKING:
+    from edge_agent.prometheus import Endpoint
 
 log = logging.getLogger("edge_agent.agent")
 MAX_BATCH_BLOCKS = 256  # blocks dispatched between two sink flushes when a backlog is queued
@@ -47,6 +53,7 @@ READY_WAIT_S = 10.0  # longest wait for the first broker connection attempt befo
 CLOCK_STEP_S = 1.0  # a system clock moving this much against the monotonic one was stepped
 STATUS_INTERVAL_S = 5.0  # STATUS= refresh when systemd runs us without a watchdog
 Reply = dict[str, Any]
+Queued = tuple[float, SampleBlock]  # (time.perf_counter() when the block arrived, the block)
 
 
 def build_pipelines(config: AgentConfig) -> list[ModelPipeline]:
@@ -98,6 +105,37 @@ def check_sinks(config: AgentConfig) -> list[str]:
     return found
 
 
+def check_metrics(config: AgentConfig) -> list[str]:
+    """Prove the Prometheus endpoint can be served (its extra is installed; one ConfigError
+    otherwise) and say where. Whether the port is free is known only when the agent binds it."""
+    metrics = config.metrics
+    if metrics.prometheus_port is None:
+        return []
+    _prometheus()
+    return [f"prometheus endpoint on {metrics.prometheus_host} port {metrics.prometheus_port}"]
+
+
+def _prometheus() -> ModuleType:
+    try:
+        import edge_agent.prometheus
+    except ModuleNotFoundError as exc:
+        if exc.name != "prometheus_client":
+            raise
+        raise ConfigError(
+            "[metrics] prometheus_port is set but prometheus_client is not installed "
+            "(pip install 'edge-pdm[prometheus]')"
+        ) from None
+    return edge_agent.prometheus
+
+
+def open_endpoint(metrics: MetricsConfig) -> Endpoint | None:
+    """Bind the Prometheus port (if configured) before anything starts, so that a taken port
+    stops the agent with one line instead of leaving it half started."""
+    if metrics.prometheus_port is None:
+        return None
+    return _prometheus().Endpoint(str(metrics.prometheus_host), metrics.prometheus_port)
+
+
 def _sink_key(config: AgentConfig, index: int) -> tuple[Any, ...]:
     """What a sink instance depends on: equal keys mean a reload can keep the instance."""
     sink = config.sinks[index]
@@ -119,7 +157,8 @@ class Agent:
         self.counters: Counter[str] = Counter()
         self.health = Health()
         self.pipelines = build_pipelines(config)
-        self.queue: queue.Queue[SampleBlock] = queue.Queue(maxsize=config.queue_blocks)
+        self.queue: queue.Queue[Queued] = queue.Queue(maxsize=config.queue_blocks)
+        self.queue_wait_ms = {source.id: Histogram() for source in config.sources}
         self.sources = self._runner(
             config, [build_source(config, i, self.limiter) for i in range(len(config.sources))]
         )
@@ -137,7 +176,13 @@ class Agent:
         self.sinks: list[Sink] = []
         self._sink_keys: list[tuple[Any, ...]] = []
         self.fanout = Fanout([], self.counters, self.limiter)
+        self.endpoint = open_endpoint(config.metrics)  # a taken port stops us before we connect
         self._attach_sinks(config)  # last: an MQTT sink may call back (birth, commands) at once
+        if self.endpoint is not None:
+            from edge_agent.prometheus import AgentCollector
+
+            collector = AgentCollector(self.stats, config.device_id, self.counters, self.limiter)
+            self.endpoint.serve(collector)
 
     def _runner(self, config: AgentConfig, sources: list[Source]) -> SourceRunner:
         return SourceRunner(
@@ -316,20 +361,25 @@ class Agent:
 
     # ---- sources -------------------------------------------------------------------------
     def _emit(self, block: SampleBlock) -> None:
+        item = (time.perf_counter(), block)  # arrival: waiting for room counts as queue wait
         while not self.sources.stop_event.is_set():
             try:
-                self.queue.put(block, timeout=0.25)
+                self.queue.put(item, timeout=0.25)
                 return
             except queue.Full:
                 self.counters["queue_full_waits"] += 1
 
     # ---- main loop -----------------------------------------------------------------------
-    def dispatch(self, block: SampleBlock) -> None:
+    def dispatch(self, item: Queued) -> None:
+        arrived, block = item
+        waited = self.queue_wait_ms.get(block.stream)
+        if waited is not None:
+            waited.observe((time.perf_counter() - arrived) * 1000.0)
         for pipeline in self.pipelines:
             if pipeline.source != block.stream:
                 continue
             try:
-                pipeline.push(block)
+                pipeline.push(block, arrived)
             except Exception:  # unexpected: count and keep serving the other models
                 self.counters["pipeline_errors"] += 1
                 if self.limiter.allow(f"pipeline:{pipeline.ref.id}"):
@@ -354,8 +404,11 @@ class Agent:
         if now >= self._next_metrics:
             publishers = [s for s in self.sinks if isinstance(s, PublishesHealth)]
             self._next_metrics = now + min((s.metrics_interval_s for s in publishers), default=60)
-            for sink in publishers:
-                sink.publish_metrics(self.stats())
+            telemetry.roll(self)  # each metrics message has the percentiles of its interval
+            if publishers:
+                metrics = self.stats()
+                for sink in publishers:
+                    sink.publish_metrics(metrics)
 
     def run(self) -> int:
         log.info("agent started", extra={"device": self.config.device_id, "version": __version__})
@@ -425,6 +478,8 @@ class Agent:
         undrained = self.queue.qsize()
         self.fanout.close(max(0.0, deadline - time.monotonic()))
         log.info("agent stopped", extra={"stats": self.stats(), "undrained_blocks": undrained})
+        if self.endpoint is not None:
+            self.endpoint.close()
 
     def reload(self) -> Reply:
         """Apply the config file again; on any error keep everything running as it was."""
@@ -454,6 +509,9 @@ class Agent:
         self._drain()
         self.fanout.flush()
         self.pipelines = pipelines
+        self.queue_wait_ms = {source.id: Histogram() for source in config.sources}
+        if config.metrics != self.config.metrics:
+            log.warning("[metrics] changes take effect at the next start")
         self.config, self.limiter = config, limiter
         self._attach_sinks(config)
         self.sources = self._runner(config, sources)
@@ -512,34 +570,8 @@ class Agent:
         return "; ".join(parts + list(self.health.reasons[:1]))
 
     def stats(self) -> dict[str, Any]:
-        states = self.sources.states()
-        return {
-            "state": self.health.state,
-            "reasons": list(self.health.reasons),
-            "agent": dict(self.counters),
-            "uptime_s": round(time.time() - self.started_at, 3),
-            "queue_blocks": self.queue.qsize(),
-            "sinks": {
-                type(s).__name__: s.stats() for s in self.sinks if isinstance(s, ReportsStats)
-            },
-            "sources": {
-                slot.source.id: {
-                    "state": states[slot.source.id],
-                    "restarts": slot.restarts,
-                    **slot.source.counters,
-                }
-                for slot in self.sources.slots
-            },
-            "models": {
-                p.ref.id: {
-                    "results": p.results,
-                    "seq": p.seq,
-                    "input_raised": dict(p.input_problems),
-                    **p.windower.counters,
-                }
-                for p in self.pipelines
-            },
-        }
+        """Health, counters, gauges and latency histograms (telemetry.snapshot)."""
+        return telemetry.snapshot(self)
 
     def install_signal_handlers(self) -> None:
         handler: Callable[[int, Any], None] = lambda signum, _frame: self._on_signal(signum)  # noqa: E731

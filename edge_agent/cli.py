@@ -28,10 +28,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from edge_agent.agent import build_pipelines, check_sinks
+    from edge_agent.agent import build_pipelines, check_metrics, check_sinks
     from edge_agent.config import load_agent_config
 
     config = load_agent_config(args.config)
+    endpoints = check_metrics(config)
     pipelines = build_pipelines(config)
     writable = check_sinks(config)
     print(f"{args.config}: ok, device '{config.device_id}'")
@@ -45,6 +46,8 @@ def _check_config(args: argparse.Namespace) -> int:
         print(f"  source {source.id}: {source.kind}")
     for where in writable:
         print(f"  {where}: writable")
+    for endpoint in endpoints:
+        print(f"  {endpoint}")
     return 0
 
 

@@ -18,6 +18,7 @@ from edge_agent.sinks.base import Sink
 from edge_agent.stream.blocks import SampleBlock
 from edge_agent.stream.inputcheck import InputMonitor
 from edge_agent.stream.windower import Window, Windower
+from edge_agent.telemetry import Histogram
 
 log = logging.getLogger("edge_agent.pipeline")
 
@@ -52,11 +53,14 @@ class ModelPipeline:
         self.seq = 0
         self.results = 0
         self._stall: str | None = None  # the kind of stall last warned about
+        self.inference_ms = Histogram()  # features + invoke + interpretation, per window
+        self.end_to_end_ms = Histogram()  # block arrival -> result accepted by the sinks
 
-    def push(self, block: SampleBlock) -> int:
+    def push(self, block: SampleBlock, arrived: float | None = None) -> int:
         """Feed samples; emit one result per completed window. Returns the number of results.
 
-        The caller flushes the sinks after a batch of blocks (one durable commit per batch)."""
+        The caller flushes the sinks after a batch of blocks (one durable commit per batch).
+        `arrived`: when the block reached the agent (time.perf_counter), for end_to_end_ms."""
         windows = self.windower.push(block)
         if not windows:
             if self.windower.stalled():
@@ -69,6 +73,7 @@ class ModelPipeline:
         features, predict, task = self.features, self.runner.predict, manifest.task
         alarm_enabled, clock = self.alarm_config.enabled, time.perf_counter
         monitor = self.monitor
+        inference, end_to_end = self.inference_ms.observe, self.end_to_end_ms.observe
         for window in windows:
             if monitor is not None:
                 self._check_input(monitor, window)
@@ -76,6 +81,7 @@ class ModelPipeline:
             model_input = features(window.values)
             output = interpret(manifest, model_input, predict(model_input))
             latency_ms = (clock() - started) * 1000.0
+            inference(latency_ms)
             self.seq += 1
             self._emit(
                 Result(
@@ -89,6 +95,8 @@ class ModelPipeline:
                     latency_ms,
                 )
             )
+            if arrived is not None:
+                end_to_end((clock() - arrived) * 1000.0)
             if alarm_enabled:
                 self._update_alarm(output, window.end)
         self.results += len(windows)

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from edge_agent.config.metrics import MetricsConfig
 from edge_agent.config.models import ModelBinding
 from edge_agent.config.mqtt import MqttConfig
 from edge_agent.config.sinks import JsonlSinkConfig, MqttSinkConfig, SinkConfig
@@ -57,6 +58,7 @@ class AgentConfig(StrictModel):
     mqtt: MqttConfig | None = None
     log: LogConfig = LogConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
+    metrics: MetricsConfig = MetricsConfig()
     queue_blocks: int = Field(default=256, ge=1, description="Sample blocks buffered per agent.")
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
     sources: list[SourceConfig] = Field(min_length=1)

@@ -153,8 +153,44 @@ class StatusPayload(StrictModel):
     models: list[StatusModel] | None = None
 
 
+class LatencyHistogram(StrictModel):
+    """One latency histogram in milliseconds (edge_agent.telemetry). Buckets, count and sum run
+    since the start (or the reload that made the model or source); p50/p99 cover the last
+    metrics interval."""
+
+    buckets: list[tuple[float | None, int]] = Field(
+        description="[le, count] for each non-empty bucket: observations above the previous "
+        "bound and at most le ms (not cumulative). le null: above the largest bound, 60000 ms. "
+        "Bounds: 0.025 ... 60000 ms in 1-2.5-5 steps."
+    )
+    count: int = Field(ge=0)
+    sum: float = Field(ge=0, description="Sum of the observations, ms.")
+    p50: float | None = Field(
+        description="Median of the observations since the previous metrics message, estimated "
+        "from the buckets (linear inside a bucket); null if there were none."
+    )
+    p99: float | None = Field(description="99th percentile, as p50.")
+
+
+class Histograms(StrictModel):
+    inference_ms: dict[str, LatencyHistogram] = Field(
+        description="Per model id: features + int8 invoke + interpretation of one window."
+    )
+    end_to_end_ms: dict[str, LatencyHistogram] = Field(
+        description="Per model id: from the arrival at the agent of the block that completed a "
+        "window to its result accepted by every sink (before the spool's commit)."
+    )
+    queue_wait_ms: dict[str, LatencyHistogram] = Field(
+        description="Per source id: from a block's arrival to its dispatch to the models."
+    )
+    publish_ack_ms: dict[str, LatencyHistogram] = Field(
+        description="Per sink (class name): from a QoS 1 message's spool put to its PUBACK."
+    )
+
+
 class MetricsPayload(StrictModel):
-    """Topic `<prefix>/<device>/metrics`, QoS 0, every `metrics_interval_s`: counters."""
+    """Topic `<prefix>/<device>/metrics`, QoS 0, every `metrics_interval_s`: counters, gauges
+    and latency histograms (every key: docs/mqtt.md#metrics)."""
 
     model_config = ConfigDict(extra="allow")
     device: str
@@ -167,6 +203,9 @@ class MetricsPayload(StrictModel):
     models: dict[str, dict[str, Any]]
     sinks: dict[str, dict[str, Any]]
     queue_blocks: int
+    histograms: Histograms | None = Field(
+        default=None, description="Latency histograms (absent from agents before they existed)."
+    )
 
 
 class CommandReply(StrictModel):

@@ -47,6 +47,7 @@ from edge_agent.mqtt.homeassistant import discovery
 from edge_agent.mqtt.spool import PRIORITY_ALARM, PRIORITY_ROUTINE, Spool, adopt_legacy
 from edge_agent.mqtt.topics import Topics
 from edge_agent.paths import ensure_writable, state_dir
+from edge_agent.telemetry import Histogram
 
 log = logging.getLogger("edge_agent.mqtt")
 HEALTH_BACKLOG = 32  # health events kept while disconnected
@@ -139,7 +140,8 @@ class MqttPublisher:
         # `_ack_lock` guards the in-flight bookkeeping and the cursors.
         self._cond = threading.Condition()
         self._ack_lock = threading.Lock()
-        self._inflight: dict[int, int] = {}  # paho mid -> spool id
+        self._inflight: dict[int, tuple[int, float]] = {}  # paho mid -> (spool id, put time)
+        self.publish_ack_ms = Histogram()  # spool put -> PUBACK, written under _ack_lock
         self._early: set[int] = set()  # PUBACKs that arrived before publish() returned the mid
         self._untracked: set[int] = set()  # mids of messages that are not in the spool
         self._refusals: set[str] = set()
@@ -337,10 +339,14 @@ class MqttPublisher:
     def stats(self) -> dict[str, Any]:
         with self._ack_lock:
             inflight = len(self._inflight)
+        oldest = self.spool.oldest_put()
+        connects = self.counters["connects"]
+        connection, storage = self.counters["recoveries"], self.spool.counters["recoveries"]
         return {
             "connected": self._connected,
             "delivery": "ok" if self._stalled_for() is None else "stalled",
             "spool_messages": self.spool.live_count,
+            "spool_oldest_age_s": 0.0 if oldest is None else round(self._age_s(oldest), 3),
             "spool_disk_bytes": self.spool.disk_bytes(),
             "spool_fault": self.spool.fault,
             "memory_held": self.spool.overflow_count,
@@ -348,7 +354,17 @@ class MqttPublisher:
             **self.spool.counters,
             **self.router.counters,
             **self.counters,
+            "reconnects": max(0, connects - 1),
+            # The spool and the connection each count their own recoveries; both are recoveries.
+            "recoveries": connection + storage,
+            "connection_recoveries": connection,
+            "spool_recoveries": storage,
         }
+
+    def _age_s(self, put: float) -> float:
+        """Seconds since a spool put (the spool's steady clock; 0 for a clock stepped back
+        between a put in an earlier run and now)."""
+        return max(0.0, self.spool.clock.steady() - put)
 
     def undelivered(self) -> int:
         return self.spool.live_count + self.spool.overflow_count - len(self._acked)
@@ -457,11 +473,12 @@ class MqttPublisher:
                 return
             self._last_progress = time.monotonic()
             self.recovery.confirmed()
-            spool_id = self._inflight.pop(mid, None)
-            if spool_id is None:
+            sent = self._inflight.pop(mid, None)
+            if sent is None:
                 self._early.add(mid)
             else:
-                self._acked.append(spool_id)
+                self._acked.append(sent[0])
+                self.publish_ack_ms.observe(self._age_s(sent[1]) * 1000.0)
         self._notify()
 
     def _announce_to_homeassistant(self) -> None:
@@ -544,7 +561,7 @@ class MqttPublisher:
             room = self.config.inflight - len(self._inflight)
             live_after, backlog_after = self._live_cursor, self._backlog_cursor
             boundary = self._boundary
-            inflight_ids = set(self._inflight.values())
+            inflight_ids = {spool_id for spool_id, _ in self._inflight.values()}
         if room <= 0:
             return 0
         live = self.spool.fetch(live_after, room)
@@ -569,8 +586,10 @@ class MqttPublisher:
                     if row.qos == 0 or info.mid in self._early:
                         self._early.discard(info.mid)
                         self._acked.append(row.id)
+                        if row.qos:  # acknowledged before publish() returned
+                            self.publish_ack_ms.observe(self._age_s(row.created) * 1000.0)
                     else:
-                        self._inflight[info.mid] = row.id
+                        self._inflight[info.mid] = (row.id, row.created)
                 sent += 1
             with self._ack_lock:
                 if boundary != self._boundary:

@@ -7,9 +7,12 @@ having the methods, and the agent never probes attributes by name.
 from __future__ import annotations
 
 import threading
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from edge_agent.events import Event
+
+if TYPE_CHECKING:
+    from edge_agent.telemetry import Histogram
 
 
 class Sink(Protocol):
@@ -34,6 +37,13 @@ class KeepsSequence(Protocol):
 @runtime_checkable
 class ReportsStats(Protocol):
     def stats(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class TimesDelivery(Protocol):
+    """Measures how long a message waits from being handed over to being acknowledged."""
+
+    publish_ack_ms: Histogram
 
 
 @runtime_checkable

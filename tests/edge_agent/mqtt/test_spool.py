@@ -162,6 +162,31 @@ def test_failed_delete_is_never_offered_again(tmp_path: Path) -> None:
     assert spool.count == 2 and spool.counters["acknowledged"] == 1
 
 
+def test_oldest_put_is_the_oldest_unacknowledged_message(tmp_path: Path) -> None:
+    """Test that oldest_put() (the spool-age gauge) gives the put time of the oldest message not
+    yet acknowledged: past rows acknowledged but not yet deleted, from the memory overflow while
+    the disk refuses writes, and None when there is none."""
+    spool = Spool(tmp_path / "s.db", retry_interval_s=3600)
+    assert spool.oldest_put() is None
+    _fill(spool, 3)
+    first, second, third = spool.fetch(0, 10)
+    assert spool.oldest_put() == first.created
+    spool.delete([first.id], at_once=False)  # acknowledged; the row goes with the next commit
+    assert spool.oldest_put() == second.created
+    spool._db.execute("PRAGMA query_only=1")
+    spool.delete([second.id, third.id])  # the delete fails: the rows stay, acknowledged
+    _fill(spool, 2)  # the disk refuses: held in memory
+    assert spool.fault is not None and spool.overflow_count == 2
+    assert spool.oldest_put() == min(row[5] for row in spool._overflow) > third.created
+    spool._db.execute("PRAGMA query_only=0")
+    spool._next_retry = 0.0
+    spool.commit()  # room again: the acknowledged rows go, the held ones are written
+    assert spool.fault is None and spool.count == 2
+    fourth, fifth = spool.fetch(0, 10)
+    spool.delete([fourth.id, fifth.id])
+    assert spool.oldest_put() is None
+
+
 def test_deleted_file_is_recreated_with_its_messages(tmp_path: Path) -> None:
     """Test that a spool file removed from under the agent is noticed and rewritten at the same
     path with every message it held."""
