@@ -241,6 +241,10 @@ class Broker:
         self.folder = folder
         self.port = free_port()
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(self.binary).is_file():  # one line, never a fake broker and never a skip
+            pytest.fail(
+                "Mosquitto is not installed: `make test` installs it, or apt-get install mosquitto"
+            )
         self.config = folder / "mosquitto.conf"
         import getpass
 
