@@ -41,6 +41,10 @@ from edge_agent.sources.base import AcceptsFaults, Source
 from edge_agent.sources.plugins import build_source
 from edge_agent.stream.blocks import SampleBlock
 from edge_agent.supervisor import Health, SourceRunner
+
+if TYPE_CHECKING:
+    from edge_agent.signing import TrustedKeys
+    from edge_agent.versions import AcceptedVersions
 from edge_agent.telemetry import Histogram
 
 if TYPE_CHECKING:
@@ -56,8 +60,11 @@ Reply = dict[str, Any]
 Queued = tuple[float, SampleBlock]  # (time.perf_counter() when the block arrived, the block)
 
 
-def build_pipelines(config: AgentConfig) -> list[ModelPipeline]:
-    """Load and verify every bundle; any failure raises before anything is replaced."""
+def build_pipelines(config: AgentConfig, record: bool = True) -> list[ModelPipeline]:
+    """Load and verify every bundle (signatures and anti-rollback when trusted keys are
+    configured); any failure raises before anything is replaced. `record`: remember the
+    versions as accepted (not for a dry run such as check-config)."""
+    trusted, versions = _trust(config)
     pipelines = []
     for binding in config.models:
         runner = load_model(
@@ -66,7 +73,10 @@ def build_pipelines(config: AgentConfig) -> list[ModelPipeline]:
             num_threads=config.runtime.num_threads,
             edgetpu=binding.edgetpu,
             edgetpu_fallback=config.runtime.edgetpu_fallback_to_cpu,
+            trusted=trusted,
         )
+        if versions is not None:
+            versions.check(runner.manifest, binding.bundle)
         model_id = binding.id or runner.manifest.name
         pipelines.append(
             ModelPipeline(
@@ -88,9 +98,27 @@ def build_pipelines(config: AgentConfig) -> list[ModelPipeline]:
                 "backend": runner.backend,
                 "source": binding.source,
                 "delegate": runner.delegate,
+                "signed_by": runner.bundle.signed_by,
             },
         )
+    if versions is not None and record:
+        versions.record([p.runner.manifest for p in pipelines])
     return pipelines
+
+
+def _trust(config: AgentConfig) -> tuple[TrustedKeys | None, AcceptedVersions | None]:
+    """The keys bundles must be signed by and the anti-rollback record; (None, None) when the
+    config trusts no key (signing not enforced, said once in the log)."""
+    security = config.security
+    if not security.trusted_keys:
+        log.info("bundle signatures not enforced: no [security] trusted_keys configured")
+        return None, None
+    from edge_agent.signing import TrustedKeys
+    from edge_agent.versions import AcceptedVersions, default_path
+
+    return TrustedKeys.load(security.trusted_keys), AcceptedVersions(
+        security.versions_file or default_path()
+    )
 
 
 def check_sinks(config: AgentConfig) -> list[str]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edge_agent.errors import BundleError
 from edge_agent.manifest import Manifest
 from edge_agent.schema import read_validated
+from edge_agent.signing import TrustedKeys, verify
 
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.tflite"
@@ -21,6 +23,7 @@ class Bundle:
     path: Path
     manifest: Manifest
     model: bytes
+    signed_by: str | None = None  # the verified signing key's id; None when not checked
 
 
 def sha256_hex(data: bytes) -> str:
@@ -32,12 +35,25 @@ def read_manifest(path: Path) -> Manifest:
     return manifest
 
 
-def read_bundle(path: str | Path) -> Bundle:
-    """Load and verify a bundle; the model bytes are only trusted once their hash matches."""
+def read_bundle(path: str | Path, trusted: TrustedKeys | None = None) -> Bundle:
+    """Load and verify a bundle; the model bytes are only trusted once their hash matches.
+
+    With trusted keys, the signature over the raw manifest bytes is checked before the manifest
+    is even parsed, and an expired bundle is refused: nothing unsigned reaches a parser."""
     root = Path(path)
     if not root.is_dir():
         raise BundleError(f"{root}: bundle directory not found")
+    signed_by = None
+    if trusted is not None:
+        try:
+            raw = (root / MANIFEST_FILE).read_bytes()
+        except FileNotFoundError:
+            raise BundleError(f"{root / MANIFEST_FILE}: manifest not found") from None
+        signed_by = verify(root, raw, trusted)
     manifest = read_manifest(root / MANIFEST_FILE)
+    expires = manifest.not_after
+    if trusted is not None and expires is not None and datetime.now(UTC) > expires:
+        raise BundleError(f"{root}: bundle expired at {expires.isoformat()}")
     model_path = root / MODEL_FILE
     try:
         model = model_path.read_bytes()
@@ -51,4 +67,4 @@ def read_bundle(path: str | Path) -> Bundle:
         )
     if model[4:8] != TFLITE_IDENTIFIER:
         raise BundleError(f"{model_path}: not a TFLite flatbuffer (identifier {model[4:8]!r})")
-    return Bundle(path=root, manifest=manifest, model=model)
+    return Bundle(path=root, manifest=manifest, model=model, signed_by=signed_by)

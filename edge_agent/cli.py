@@ -51,10 +51,19 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trusted(args: argparse.Namespace):
+    """Trusted keys from --public-key (signatures then required), or None."""
+    if not args.public_key:
+        return None
+    from edge_agent.signing import TrustedKeys
+
+    return TrustedKeys.load([Path(p) for p in args.public_key])
+
+
 def _check_model(args: argparse.Namespace) -> int:
     from edge_agent.describe import inspect
 
-    print(inspect(args.bundle, args.backend, args.num_threads, args.json))
+    print(inspect(args.bundle, args.backend, args.num_threads, args.json, _trusted(args)))
     return 0
 
 
@@ -67,7 +76,7 @@ def _infer(args: argparse.Namespace) -> int:
     from edge_agent.sinks.jsonl import JsonlSink
     from edge_agent.sources.replay import ReplaySource
 
-    runner = load_model(args.bundle, backend=args.backend)
+    runner = load_model(args.bundle, backend=args.backend, trusted=_trusted(args))
     source = ReplaySource(
         ReplaySourceConfig(
             kind="replay",
@@ -175,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
     p.add_argument("--num-threads", type=int, default=1)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--public-key",
+        action="append",
+        help="require a signature by this Ed25519 public key (PEM); repeatable",
+    )
     p.set_defaults(func=_check_model)
 
     p = sub.add_parser("infer", help="run a bundle over a recording (CSV/NPZ), JSON lines out")
@@ -187,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="local")
     p.add_argument("--no-alarms", action="store_true")
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
+    p.add_argument(
+        "--public-key",
+        action="append",
+        help="require a signature by this Ed25519 public key (PEM); repeatable",
+    )
     p.set_defaults(func=_infer)
 
     p = sub.add_parser("watch", help="live status, results and alarms from a broker")

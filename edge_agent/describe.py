@@ -9,13 +9,19 @@ from typing import Any
 
 from edge_agent.runtime.backends import BackendChoice
 from edge_agent.runtime.model import ModelRunner, load_model
+from edge_agent.signing import TrustedKeys, signer
 
 
 def inspect(
-    bundle: str | Path, backend: BackendChoice = "auto", num_threads: int = 1, as_json: bool = False
+    bundle: str | Path,
+    backend: BackendChoice = "auto",
+    num_threads: int = 1,
+    as_json: bool = False,
+    trusted: TrustedKeys | None = None,
 ) -> str:
-    """Verify a bundle (hash, tensors, golden test: each once) and describe it."""
-    runner = load_model(bundle, backend=backend, num_threads=num_threads)
+    """Verify a bundle (signature when keys are given, hash, tensors, golden test) and describe
+    it."""
+    runner = load_model(bundle, backend=backend, num_threads=num_threads, trusted=trusted)
     assert runner.golden_error is not None  # load_model ran the golden test
     if as_json:
         return json.dumps(summary_json(runner, runner.golden_error), indent=1)
@@ -29,6 +35,7 @@ def summary_json(runner: ModelRunner, golden_error: float) -> dict[str, Any]:
         "delegate": runner.delegate,
         "golden_max_error": golden_error,
         "model_bytes": len(runner.bundle.model),
+        "signature": signature_state(runner),
     }
     return summary
 
@@ -61,4 +68,16 @@ def summary_lines(runner: ModelRunner, golden_error: float) -> list[str]:
     lines.append(f"  model    {len(runner.bundle.model):,} bytes sha256 {manifest.model_sha256}")
     where = runner.backend + (f" + {runner.delegate}" if runner.delegate else "")
     lines.append(f"  verified on {where}: hash ok, tensors ok, golden max error {golden_error:.3g}")
+    lines.append(f"  signature {signature_state(runner)}")
     return lines
+
+
+def signature_state(runner: ModelRunner) -> str:
+    """Said plainly: verified (by which key), present but not checked, or absent."""
+    bundle = runner.bundle
+    if bundle.signed_by is not None:
+        return f"verified: key {bundle.signed_by}"
+    claimed = signer(bundle.path)
+    if claimed is None:
+        return "none: unsigned bundle (a device with trusted keys refuses it)"
+    return f"present (key {claimed}) but not verified: give --public-key"

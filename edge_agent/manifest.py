@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AwareDatetime,
     ConfigDict,
+    Discriminator,
     Field,
     StringConstraints,
+    Tag,
     field_validator,
     model_validator,
 )
@@ -93,9 +96,26 @@ class AnomalyOutput(StrictModel):
         description="mean((model_input - model_output)^2) over all input elements."
     )
     threshold: float = Field(gt=0, description="Scores above this are anomalous.")
-    threshold_quantile: float = Field(
-        gt=0, lt=1, description="Quantile of held-out normal scores the threshold was set at."
+    threshold_quantile: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Quantile of normal scores the threshold was set at (threshold_source "
+        "`quantile`).",
     )
+    threshold_source: Literal["quantile", "given"] = Field(
+        default="quantile",
+        description="How the threshold was set: at `threshold_quantile` of normal scores, or "
+        "`given` as a number when the model was imported.",
+    )
+
+    @model_validator(mode="after")
+    def _quantile_matches_source(self) -> AnomalyOutput:
+        if self.threshold_source == "quantile" and self.threshold_quantile is None:
+            raise ValueError("threshold_source 'quantile' needs threshold_quantile")
+        if self.threshold_source == "given" and self.threshold_quantile is not None:
+            raise ValueError("a given threshold has no threshold_quantile")
+        return self
 
 
 class RulOutput(StrictModel):
@@ -149,10 +169,51 @@ class DatasetInfo(StrictModel):
 
 
 class Provenance(StrictModel):
+    """A model trained by `edge-train train` (bundles without `kind` are trained ones)."""
+
+    kind: Literal["trained"] = "trained"
     libraries: dict[str, str]
     dataset: DatasetInfo
     seed: int
     config: str = Field(description="The training configuration file, verbatim.")
+
+
+class SourceFile(StrictModel):
+    file: str = Field(description="File name, without its folder.")
+    sha256: Sha256
+
+
+class CalibrationFile(SourceFile):
+    windows: int = Field(ge=1, description="Windows of normal data the threshold was set on.")
+
+
+class ImportedProvenance(StrictModel):
+    """A model trained elsewhere and brought in by `edge-train import`: no dataset, seed or
+    training config is claimed, only the files the bundle was made from."""
+
+    kind: Literal["imported"]
+    libraries: dict[str, str] = Field(description="Versions that read and verified the model.")
+    source: SourceFile = Field(description="The imported .tflite file.")
+    golden_from: SourceFile = Field(description="Recording whose first window is the golden input.")
+    calibration: CalibrationFile | None = Field(
+        default=None, description="Normal recording the anomaly threshold was calibrated on."
+    )
+
+
+def _provenance_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return value.get("kind", "trained")
+    return getattr(value, "kind", "trained")
+
+
+AnyProvenance = Annotated[
+    Union[Annotated[Provenance, Tag("trained")], Annotated[ImportedProvenance, Tag("imported")]],  # noqa: UP007
+    Discriminator(
+        _provenance_kind,
+        custom_error_type="provenance_kind",
+        custom_error_message="provenance kind must be 'trained' or 'imported'",
+    ),
+]
 
 
 class Manifest(StrictModel):
@@ -165,10 +226,15 @@ class Manifest(StrictModel):
     input: InputSpec
     output: TaskOutput
     tensors: Tensors
-    metrics: Metrics
+    metrics: Metrics | None = Field(
+        default=None, description="Required for trained bundles; imported ones may have none."
+    )
     model_sha256: Sha256
+    not_after: AwareDatetime | None = Field(
+        default=None, description="A device checking signatures refuses the bundle after this."
+    )
     golden: Golden
-    provenance: Provenance
+    provenance: AnyProvenance
 
     @model_validator(mode="after")
     def _output_matches_task(self) -> Manifest:
@@ -182,6 +248,12 @@ class Manifest(StrictModel):
                     f"output tensor has {self.tensors.output.shape[-1]} values "
                     f"but {n_labels} labels"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _trained_has_metrics(self) -> Manifest:
+        if self.metrics is None and self.provenance.kind == "trained":
+            raise ValueError("metrics are required for a trained model")
         return self
 
 

@@ -59,6 +59,24 @@ def _reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keygen(args: argparse.Namespace) -> int:
+    from edge_agent.signing import generate
+
+    private, public, kid = generate(Path(args.out), args.name)
+    print(f"key {kid}: private {private} (mode 0600, keep it off devices), public {public}")
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from edge_agent.runtime import load_model
+    from edge_agent.signing import sign
+
+    load_model(args.bundle)  # never sign a bundle that does not verify
+    kid = sign(Path(args.bundle), Path(args.key))
+    print(f"{args.bundle}: signed with key {kid} ({Path(args.bundle) / 'manifest.sig'})")
+    return 0
+
+
 def _evaluation_data(args: argparse.Namespace, manifest):
     """Test windows from a training config's dataset or from a CSV/NPZ recording."""
     path = Path(args.data)
@@ -180,6 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="the training config the bundle was trained with")
     p.add_argument("bundle")
     p.set_defaults(func=_reference)
+
+    p = sub.add_parser("keygen", help="make an Ed25519 key pair for signing bundles")
+    p.add_argument("--out", required=True, help="folder for <name>.key and <name>.pub")
+    p.add_argument("--name", default="signing", help="file name stem (default: signing)")
+    p.set_defaults(func=_keygen)
+
+    p = sub.add_parser("sign", help="sign a bundle's manifest (writes manifest.sig)")
+    p.add_argument("bundle")
+    p.add_argument("--key", required=True, help="private key from `edge-train keygen`")
+    p.set_defaults(func=_sign)
 
     p = sub.add_parser("inspect", help="verify a bundle and print its manifest summary")
     p.add_argument("bundle")

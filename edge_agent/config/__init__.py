@@ -22,8 +22,16 @@ def _resolve(config: AgentConfig, base: Path) -> AgentConfig:
         update = {f: absolute(getattr(section, f)) for f in fields if hasattr(section, f)}
         return section.model_copy(update=update) if update else section
 
+    security = config.security.model_copy(
+        update={
+            "trusted_keys": [absolute(p) for p in config.security.trusted_keys],
+            "versions_file": config.security.versions_file
+            and absolute(config.security.versions_file),
+        }
+    )
     return config.model_copy(
         update={
+            "security": security,
             "models": [resolved(m, ("bundle",)) for m in config.models],
             "sources": [resolved(s, ("path",)) for s in config.sources],
             "sinks": [resolved(s, ("path", "spool_dir")) for s in config.sinks],

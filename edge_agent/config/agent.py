@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from edge_agent.config.metrics import MetricsConfig
 from edge_agent.config.models import ModelBinding
 from edge_agent.config.mqtt import MqttConfig
+from edge_agent.config.security import SecurityConfig
 from edge_agent.config.sinks import JsonlSinkConfig, MqttSinkConfig, SinkConfig
 from edge_agent.config.sources import MqttSourceConfig, SourceConfig
 from edge_agent.runtime.backends import BackendChoice
@@ -58,6 +59,7 @@ class AgentConfig(StrictModel):
     mqtt: MqttConfig | None = None
     log: LogConfig = LogConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
+    security: SecurityConfig = SecurityConfig()
     metrics: MetricsConfig = MetricsConfig()
     queue_blocks: int = Field(default=256, ge=1, description="Sample blocks buffered per agent.")
     shutdown_timeout_s: float = Field(default=10.0, gt=0)

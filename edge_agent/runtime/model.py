@@ -12,6 +12,7 @@ from edge_agent.errors import BundleError, RuntimeBackendError
 from edge_agent.manifest import Manifest
 from edge_agent.runtime.backends import BackendChoice, load_edgetpu_delegate, resolve_interpreter
 from edge_agent.runtime.quantization import TensorCodec, spec_mismatches, tensor_spec
+from edge_agent.signing import TrustedKeys
 
 log = logging.getLogger("edge_agent.runtime")
 
@@ -113,8 +114,10 @@ def load_model(
     num_threads: int = 1,
     edgetpu: bool = False,
     edgetpu_fallback: bool = False,
+    trusted: TrustedKeys | None = None,
 ) -> ModelRunner:
-    """Read, verify, load and smoke-test a bundle."""
-    runner = ModelRunner(read_bundle(path), backend, num_threads, edgetpu, edgetpu_fallback)
+    """Read, verify (signature too, given trusted keys), load and smoke-test a bundle."""
+    bundle = read_bundle(path, trusted)  # every check that needs no interpreter comes first
+    runner = ModelRunner(bundle, backend, num_threads, edgetpu, edgetpu_fallback)
     runner.smoke_test()
     return runner
