@@ -26,6 +26,7 @@ ARGS = {
         "--latency-seconds=0.2",
     ],
     "sd_wear.py": ["--seconds=2", "--runs", "normal:0", "normal:1"],
+    "consumer_bench.py": ["--repeats=1", "--messages=200", "--devices=2"],
 }
 NUMBER = r"[\d,.]+"
 
