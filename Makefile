@@ -40,10 +40,11 @@ $(VENV)/.installed-%: pyproject.toml | $(VPY)
 	$(VPY) -m pip install -q -e '.[$*]'
 	@touch $@
 
-# Debian packages the tests use: a real broker, systemd-analyze, mkfs.ext4, losetup (tool:package).
+# Debian packages the tests use: a real broker, systemd-analyze, mkfs.ext4, losetup, and Node.js
+# for the Node-RED example's function (tool:package).
 system-packages:
 	@missing=""; \
-	for tool in mosquitto:mosquitto systemd-analyze:systemd mkfs.ext4:e2fsprogs losetup:util-linux; do \
+	for tool in mosquitto:mosquitto systemd-analyze:systemd mkfs.ext4:e2fsprogs losetup:util-linux node:nodejs; do \
 	  command -v $${tool%%:*} >/dev/null || [ -x /usr/sbin/$${tool%%:*} ] || missing="$$missing $${tool##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -101,7 +101,9 @@ def build_pipelines(config: AgentConfig, record: bool = True) -> list[ModelPipel
                 "signed_by": runner.bundle.signed_by,
             },
         )
-    if versions is not None and record:
+    if versions is None:
+        log.info("bundle signatures not enforced: no [security] trusted_keys configured")
+    elif record:
         versions.record([p.runner.manifest for p in pipelines])
     return pipelines
 
@@ -111,7 +113,6 @@ def _trust(config: AgentConfig) -> tuple[TrustedKeys | None, AcceptedVersions | 
     config trusts no key (signing not enforced, said once in the log)."""
     security = config.security
     if not security.trusted_keys:
-        log.info("bundle signatures not enforced: no [security] trusted_keys configured")
         return None, None
     from edge_agent.signing import TrustedKeys
     from edge_agent.versions import AcceptedVersions, default_path

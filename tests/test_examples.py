@@ -124,7 +124,7 @@ def test_node_red_function_formats_an_alarm_line() -> None:
     an alarm event gives one line naming device, model, transition, reason, seq and the result."""
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node (Node.js) is not installed")
+        pytest.fail("Node.js is not installed: `make test` installs it (apt-get install nodejs)")
     flow = json.loads((EXAMPLES / "node-red" / "alarms-flow.json").read_text())
     func = next(n for n in flow if n["type"] == "function")["func"]
     harness = f"""

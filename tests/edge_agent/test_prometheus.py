@@ -116,8 +116,9 @@ def _send_input(broker: Broker) -> None:
 
 
 def _delivered(sub: Subscriber) -> int:
-    """QoS 1 messages the agent spooled that reached the subscriber: results and alarms."""
-    topics = (f"/{MODEL}/result", "/alarm", "/alarm/event")
+    """QoS 1 messages the agent spooled that reached the subscriber: results, alarms and input
+    health (retained state and events)."""
+    topics = (f"/{MODEL}/result", "/alarm", "/alarm/event", "/input", "/input/event")
     return sum(len(sub.payloads(suffix)) for suffix in topics)
 
 
