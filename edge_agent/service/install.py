@@ -10,6 +10,7 @@ config and the state unless asked to purge them.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -70,6 +71,30 @@ def _copy(source: Path, target: Path, mode: int) -> Callable[[], None]:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         target.chmod(mode)
+
+    return run
+
+
+def _group_id(group_file: Path, name: str) -> int:
+    """The id of group `name` in an /etc/group file (the root's, not necessarily this host's)."""
+    for line in group_file.read_text().splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[0] == name:
+            return int(fields[2])
+    raise InstallError(f"group {name} not found in {group_file}")
+
+
+def _share_with_group(group_file: Path, paths: dict[Path, int]) -> Callable[[], None]:
+    """Owner root, group `USER`, the given modes: the service reads its config (systemd's
+    ConfigurationDirectory= leaves the folder to root), nobody else does, only root writes.
+    Skipped when an unprivileged user prepares a --root tree (it cannot chown)."""
+
+    def run() -> None:
+        gid = _group_id(group_file, USER)
+        for path, mode in paths.items():
+            if os.geteuid() == 0:
+                os.chown(path, 0, gid)
+            path.chmod(mode)
 
     return run
 
@@ -149,6 +174,14 @@ class Installer:
             )
         else:
             steps.append(Step(f"keep {CONFIG_DIR / 'agent.toml'} (exists)", lambda: None))
+        steps.append(
+            Step(
+                f"let group {USER} read {CONFIG_DIR} (root:{USER}, 0750; agent.toml 0640)",
+                _share_with_group(
+                    self.at(Path("/etc/group")), {config.parent: 0o750, config: 0o640}
+                ),
+            )
+        )
         for bundle in REFERENCE_MODELS:
             target = self.at(STATE_DIR / "models" / bundle)
             if not target.exists():
@@ -204,8 +237,12 @@ def execute(steps: list[Step], dry_run: bool, out: Callable[[str], None] = print
     """Print each step as it runs (or, for a dry run, instead of running it)."""
     for number, step in enumerate(steps, 1):
         out(f"{'would ' if dry_run else ''}[{number}/{len(steps)}] {step.what}")
+        sys.stdout.flush()  # each step before its error message, also into a pipe or a log
         if not dry_run:
-            step.run()
+            try:
+                step.run()
+            except OSError as exc:  # a file step: name the step, not a traceback
+                raise InstallError(f"{step.what}: {exc}") from exc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ proven to run with W^X memory, which the unit's MemoryDenyWriteExecute demands."
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -61,6 +62,48 @@ def test_install_lays_out_user_program_config_unit_and_enables_it(installed: Pat
     assert unit.read_text() == UNIT.read_text()
     link = installed / "etc/systemd/system/multi-user.target.wants/edge-agent.service"
     assert link.is_symlink()
+
+
+def test_config_is_readable_by_the_service_group_only(installed: Path) -> None:
+    """Test that /etc/edge-agent and agent.toml belong to root with group edge-agent (0750,
+    0640): systemd leaves a ConfigurationDirectory= to root, and a root-only config stopped the
+    service at its first start ("cannot read config file ... Permission denied")."""
+    folder, config = installed / "etc/edge-agent", installed / "etc/edge-agent/agent.toml"
+    assert (folder.stat().st_mode & 0o777, config.stat().st_mode & 0o777) == (0o750, 0o640)
+    if os.geteuid() == 0:
+        group = re.search(r"^edge-agent:x:(\d+):", (installed / "etc/group").read_text(), re.M)
+        assert group, "no group edge-agent"
+        assert {(p.stat().st_uid, p.stat().st_gid) for p in (folder, config)} == {
+            (0, int(group.group(1)))
+        }
+
+
+def test_unit_leaves_proc_cpuinfo_to_the_interpreter() -> None:
+    """Test that the unit does not set ProcSubset=pid: it hides /proc/cpuinfo, and LiteRT's
+    XNNPACK then fails to start and falls back to kernels ~100x slower (seen under systemd)."""
+    settings = [line.split("=", 1) for line in UNIT.read_text().splitlines() if "=" in line]
+    assert "ProcSubset" not in {key.strip() for key, _ in settings if not key.startswith("#")}
+
+
+def test_each_step_is_printed_before_the_error_that_stops_it(tmp_path: Path) -> None:
+    """Test that a failing install shows the failing step before its error, also when its
+    output goes into a pipe (a log, `| tee`), where stdout is block-buffered."""
+    source = tmp_path / "source"
+    shutil.copytree(REPO_ROOT / "systemd", source / "systemd")
+    (source / "systemd/edge-agent.sysusers").unlink()  # step 1 fails
+    argv = ["install", "--source", source, "--root", tmp_path / "root"]
+    done = subprocess.run(
+        [sys.executable, "-m", "edge_agent.service.install", *map(str, argv)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stdout
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("[1/") and "edge-agent.conf" in lines[0], done.stdout
+    assert lines[1].startswith("edge-agent service: error:"), done.stdout
 
 
 def test_installed_unit_passes_systemd_analyze_verify(installed: Path, tmp_path: Path) -> None:
