@@ -60,11 +60,17 @@ def summary_lines(runner: ModelRunner, golden_error: float) -> list[str]:
             f"  tensor   {name} {tensor.shape} {tensor.dtype} scale={tensor.scale:.6g} "
             f"zero_point={tensor.zero_point}"
         )
-    lines.append(f"  metrics  on {manifest.metrics.evaluated_on}")
-    for key, pair in manifest.metrics.values.items():
-        lines.append(
-            f"           {key:18s} float {pair.float_model:.4f}   int8 {pair.int8_model:.4f}"
-        )
+    if manifest.metrics is None:
+        lines.append("  metrics  none (imported without held-out figures)")
+    else:
+        lines.append(f"  metrics  on {manifest.metrics.evaluated_on}")
+        for key, pair in manifest.metrics.values.items():
+            lines.append(
+                f"           {key:18s} float {pair.float_model:.4f}   int8 {pair.int8_model:.4f}"
+            )
+    if manifest.provenance.kind == "imported":
+        source = manifest.provenance.source  # type: ignore[union-attr]
+        lines.append(f"  imported from {source.file} (sha256 {source.sha256[:16]}...)")
     lines.append(f"  model    {len(runner.bundle.model):,} bytes sha256 {manifest.model_sha256}")
     where = runner.backend + (f" + {runner.delegate}" if runner.delegate else "")
     lines.append(f"  verified on {where}: hash ok, tensors ok, golden max error {golden_error:.3g}")

@@ -28,6 +28,68 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    """A bundle from a full-int8 model trained elsewhere; no TensorFlow (training/importer.py)."""
+    from edge_agent.manifest import AnomalyOutput
+    from training.importer import ImportRequest, import_model
+
+    def names(text: str | None) -> list[str] | None:
+        return None if text is None else [part.strip() for part in text.split(",")]
+
+    def path(text: str | None) -> Path | None:
+        return None if text is None else Path(text)
+
+    outcome = import_model(
+        ImportRequest(
+            model=Path(args.model),
+            task=args.task,
+            channels=names(args.channels) or [],
+            window=args.window,
+            hop=args.hop,
+            golden_from=Path(args.golden_from),
+            sample_rate_hz=args.sample_rate,
+            features=path(args.features),
+            name=args.name,
+            version=args.version,
+            description=args.description,
+            out=path(args.out),
+            labels=names(args.labels),
+            threshold=args.threshold,
+            calibrate=path(args.calibrate),
+            quantile=args.quantile,
+            units=args.units,
+            cap=args.cap,
+            backend=args.backend,
+        )
+    )
+    manifest = outcome.runner.manifest
+    spec, tensors = manifest.input, manifest.tensors
+    rate = f"{spec.sample_rate_hz:g} Hz" if spec.sample_rate_hz else "per cycle"
+    steps = " -> ".join(step.op for step in spec.features) or "raw window"
+    print(
+        f"{outcome.bundle_dir}: imported {args.model} (sha256 {manifest.model_sha256[:16]}...) "
+        f"as {manifest.task} model {manifest.name} {manifest.version}"
+    )
+    print(f"  input     {spec.channels} at {rate}, window {spec.window}, hop {spec.hop}")
+    print(
+        f"  tensors   {steps} -> input {tensors.input.shape} {tensors.input.dtype}, "
+        f"output {tensors.output.shape} {tensors.output.dtype}"
+    )
+    output = manifest.output
+    if isinstance(output, AnomalyOutput) and outcome.calibration_windows is not None:
+        print(
+            f"  threshold {output.threshold:.6g} at quantile {output.threshold_quantile:g} of "
+            f"{outcome.calibration_windows} windows of {args.calibrate}"
+        )
+    elif isinstance(output, AnomalyOutput):
+        print(f"  threshold {output.threshold:.6g} (given)")
+    print(
+        f"  golden    first window of {args.golden_from}; loaded on {outcome.runner.backend}: "
+        f"hash ok, tensors ok, golden max error {outcome.golden_error:.3g}"
+    )
+    return 0
+
+
 def _reference(args: argparse.Namespace) -> int:
     """Write the training reference into a bundle trained before manifests carried one: the
     same statistics training writes, from the same data build."""
@@ -191,6 +253,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--backend", **backend)
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser(
+        "import", help="make a bundle from a full-int8 .tflite trained elsewhere (no TensorFlow)"
+    )
+    p.add_argument("model", help="the .tflite file (int8 input and output tensors)")
+    p.add_argument("--task", required=True, choices=["anomaly", "classification", "rul"])
+    p.add_argument("--channels", required=True, help="comma-separated, in model input order")
+    p.add_argument("--window", required=True, type=int, help="samples per window")
+    p.add_argument("--hop", required=True, type=int, help="samples between window starts")
+    p.add_argument("--sample-rate", type=float, help="samples/s (omit for per-cycle data)")
+    p.add_argument("--features", help="JSON list of front-end steps (default: the raw window)")
+    p.add_argument(
+        "--golden-from",
+        required=True,
+        help="CSV/NPZ recording: its first window is the golden test",
+    )
+    p.add_argument("--labels", help="classification: comma-separated class names, output order")
+    threshold = p.add_mutually_exclusive_group()
+    threshold.add_argument("--threshold", type=float, help="anomaly: the threshold, as given")
+    threshold.add_argument(
+        "--calibrate", help="anomaly: CSV/NPZ of normal operation; threshold at --quantile"
+    )
+    p.add_argument("--quantile", type=float, help="of --calibrate's window scores (default 0.99)")
+    p.add_argument("--units", choices=["cycles", "hours", "days"], help="rul: output units")
+    p.add_argument("--cap", type=float, help="rul: the value targets were clipped at")
+    p.add_argument("--name", help="bundle name (default: the model file's stem)")
+    p.add_argument("--version", default="1.0.0", help="MAJOR.MINOR.PATCH (default: 1.0.0)")
+    p.add_argument("--description", default="")
+    p.add_argument("--out", help="bundle folder (default: models/<name>)")
+    p.add_argument("--backend", **backend)
+    p.set_defaults(func=_import)
 
     p = sub.add_parser(
         "reference", help="add the per-channel training reference to an older bundle"

@@ -9,7 +9,7 @@ import numpy as np
 
 from edge_agent.bundle import MODEL_FILE, Bundle, read_bundle
 from edge_agent.errors import BundleError, RuntimeBackendError
-from edge_agent.manifest import Manifest
+from edge_agent.manifest import InputSpec, Manifest, TensorSpec
 from edge_agent.runtime.backends import BackendChoice, load_edgetpu_delegate, resolve_interpreter
 from edge_agent.runtime.quantization import TensorCodec, spec_mismatches, tensor_spec
 from edge_agent.signing import TrustedKeys
@@ -73,6 +73,9 @@ class ModelRunner:
             raise BundleError(
                 f"{model_path}: manifest disagrees with model: " + "; ".join(problems)
             )
+        problem = input_shape_problem(bundle.manifest, self.input_spec, self.output_spec)
+        if problem is not None:  # before any window: predict() would fail on every one
+            raise BundleError(f"{bundle.path}: {problem}")
         self._input_index = inputs[0]["index"]
         self._output_index = outputs[0]["index"]
         self._input_shape = tuple(self.input_spec.shape)
@@ -106,6 +109,51 @@ class ModelRunner:
             )
         self.golden_error = error
         return error
+
+
+def feature_shape_problem(spec: InputSpec, model_input: TensorSpec) -> str | None:
+    """Why the front end cannot feed this model input tensor, as one sentence, or None.
+
+    The steps are run on a (window, channels) array of zeros; the shape they give must equal
+    the tensor's shape, a leading batch axis of 1 aside."""
+    window = (spec.window, len(spec.channels))
+    try:
+        with np.errstate(all="ignore"):
+            shape = spec.pipeline().output_shape(*window)
+    except ValueError as exc:
+        return f"the feature pipeline fails on a {window} window ({exc})"
+    tensor = tuple(model_input.shape)
+    per_example = tensor[1:] if len(tensor) > 1 and tensor[0] == 1 else tensor
+    if shape not in (tensor, per_example):
+        return (
+            f"the feature pipeline turns a {window} window into shape {shape} "
+            f"but the model's input tensor has shape {list(tensor)}"
+        )
+    return None
+
+
+def input_shape_problem(
+    manifest: Manifest, model_input: TensorSpec, model_output: TensorSpec
+) -> str | None:
+    """Why this manifest cannot drive this model, as one sentence, or None: the front end's
+    output shape (feature_shape_problem), the golden input's size, and an autoencoder's output,
+    which needs one value per input value (reconstruction_mse)."""
+    problem = feature_shape_problem(manifest.input, model_input)
+    if problem is not None:
+        return problem
+    n_input = int(np.prod(model_input.shape))
+    n_golden = sum(len(row) if isinstance(row, list) else 1 for row in manifest.golden.input)
+    if n_golden != n_input:
+        return (
+            f"the golden input has {n_golden} values but the model's input tensor "
+            f"{model_input.shape} takes {n_input}"
+        )
+    if manifest.task == "anomaly" and int(np.prod(model_output.shape)) != n_input:
+        return (
+            f"an anomaly model's output must reconstruct its input, but the output tensor has "
+            f"shape {model_output.shape} and the input {model_input.shape}"
+        )
+    return None
 
 
 def load_model(

@@ -110,3 +110,40 @@ def test_manifest_not_json_and_missing_files(bundle: Path, tmp_path: Path) -> No
         read_bundle(bundle)
     with pytest.raises(BundleError, match="bundle directory not found"):
         read_bundle(tmp_path / "missing")
+
+
+def _fewer_bands(raw: dict) -> None:
+    """Seven bands per concat branch instead of eight, the fitted standardize step dropped."""
+    for branch in raw["input"]["features"][1]["branches"]:
+        branch[0]["n_bands"] = 7
+    raw["input"]["features"].pop()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            _fewer_bands,
+            "the feature pipeline turns a (128, 3) window into shape (7, 6) but the model's "
+            "input tensor has shape [1, 8, 6]",
+        ),
+        (
+            lambda raw: raw["input"]["features"][1]["branches"][0][0].update(n_bands=7),
+            "the feature pipeline fails on a (128, 3) window (concat axis='channels' needs 2-D "
+            "branches with equal rows, got [(7, 3), (8, 3)])",
+        ),
+        (
+            lambda raw: raw["golden"]["input"].pop(),
+            "the golden input has 42 values but the model's input tensor [1, 8, 6] takes 48",
+        ),
+    ],
+)
+def test_front_end_that_cannot_feed_the_model_refused_at_load(
+    bundle: Path, edit, message: str
+) -> None:
+    """Test that a manifest whose features (or golden input) do not fit the model's input tensor
+    is refused when the runner is built, in one sentence naming both shapes."""
+    _edit_manifest(bundle, edit)
+    with pytest.raises(BundleError) as caught:
+        ModelRunner(read_bundle(bundle))
+    assert str(caught.value) == f"{bundle}: {message}"
