@@ -97,7 +97,7 @@ class Terminal:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # the agent resolves relative paths against its config's folder
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.jsonl").unlink(missing_ok=True)
     terminal = Terminal(live=sys.stdout.isatty() and not args.no_live)

@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 
 from edge_agent.demo.run import PROMISED_DETECTION_S
-from tests.conftest import REPO_ROOT, read_jsonl
+from tests.conftest import read_jsonl
 
 FAULT_AT = 5.0
 
 
-def demo(out: Path, *extra: str) -> subprocess.Popen[str]:
+def demo(folder: Path, *extra: str) -> subprocess.Popen[str]:
+    """The demo run from `folder` with a relative output folder, as `make demo` runs it."""
     return subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.cli", "demo", "--no-live", "--out", str(out), *extra],
-        cwd=REPO_ROOT,
+        [sys.executable, "-m", "edge_agent.cli", "demo", "--no-live", "--out", "out", *extra],
+        cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -44,9 +45,9 @@ def test_demo_detects_the_fault_in_time_and_writes_a_report(tmp_path: Path, brok
     assert set(delays) == {"vibration-fault", "vibration-anomaly"}, stdout
     assert all(0 <= d <= PROMISED_DETECTION_S for d in delays.values()), delays
     assert re.search(r"latency .*p50 \d+ ms, p99 \d+ ms", stdout)
-    results = [r for r in read_jsonl(tmp_path / "results.jsonl") if r["type"] == "result"]
+    results = [r for r in read_jsonl(tmp_path / "out/results.jsonl") if r["type"] == "result"]
     assert len(results) > 100
-    assert (tmp_path / "report.html").read_text().startswith("<!doctype html>")
+    assert (tmp_path / "out/report.html").read_text().startswith("<!doctype html>")
 
 
 def test_ctrl_c_ends_the_demo_cleanly(tmp_path: Path) -> None:
@@ -60,5 +61,5 @@ def test_ctrl_c_ends_the_demo_cleanly(tmp_path: Path) -> None:
     rest, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, rest + stderr
     assert "Summary after" in rest and "windows processed" in rest
-    log = (tmp_path / "agent.log").read_text()
+    log = (tmp_path / "out/agent.log").read_text()
     assert 'msg="agent stopped"' in log  # the agent shut down cleanly, not killed
