@@ -44,6 +44,7 @@ from edge_agent.supervisor import Health, SourceRunner
 
 if TYPE_CHECKING:
     from edge_agent.signing import TrustedKeys
+    from edge_agent.updates.store import ModelStore
     from edge_agent.versions import AcceptedVersions
 from edge_agent.telemetry import Histogram
 
@@ -65,10 +66,14 @@ def build_pipelines(config: AgentConfig, record: bool = True) -> list[ModelPipel
     configured); any failure raises before anything is replaced. `record`: remember the
     versions as accepted (not for a dry run such as check-config)."""
     trusted, versions = _trust(config)
+    store = _store(config) if record else None  # a dry run reads the configured bundles
+    if store is not None:
+        versions = None  # with a store, anti-rollback is judged against its current version
     pipelines = []
     for binding in config.models:
+        bundle = binding.bundle if store is None else _from_store(store, binding.bundle, trusted)
         runner = load_model(
-            binding.bundle,
+            bundle,
             backend=binding.backend or config.runtime.backend,
             num_threads=config.runtime.num_threads,
             edgetpu=binding.edgetpu,
@@ -101,11 +106,36 @@ def build_pipelines(config: AgentConfig, record: bool = True) -> list[ModelPipel
                 "signed_by": runner.bundle.signed_by,
             },
         )
-    if versions is None:
+    if trusted is None:
         log.info("bundle signatures not enforced: no [security] trusted_keys configured")
-    elif record:
+    elif versions is not None and record:
         versions.record([p.runner.manifest for p in pipelines])
     return pipelines
+
+
+def _store(config: AgentConfig) -> ModelStore | None:
+    if not config.updates.enabled:
+        return None
+    from edge_agent.updates.store import ModelStore, default_root
+
+    return ModelStore(config.updates.store_dir or default_root())
+
+
+def _from_store(store: ModelStore, configured: Path, trusted: TrustedKeys | None) -> Path:
+    """The store's current version of the configured bundle's model; the configured bundle
+    seeds the store the first time, and is installed over it when its version is newer, so a
+    reboot neither reverts an update nor ignores an operator's newer bundle."""
+    from edge_agent.bundle import read_bundle
+    from edge_agent.updates.store import version_key
+
+    manifest = read_bundle(configured, trusted).manifest
+    name = manifest.name
+    if store.clean(name):
+        log.warning("removed an interrupted model installation", extra={"model": name})
+    current = store.pointer(name)["current"]
+    if current is None or version_key(manifest.version) > version_key(current):
+        return store.seed(name, manifest.version, configured)
+    return store.path(name, current)
 
 
 def _trust(config: AgentConfig) -> tuple[TrustedKeys | None, AcceptedVersions | None]:
@@ -186,6 +216,12 @@ class Agent:
         self.counters: Counter[str] = Counter()
         self.health = Health()
         self.pipelines = build_pipelines(config)
+        self.trusted = _trust(config)[0]
+        self.updates = None
+        if config.updates.enabled:
+            from edge_agent.updates.manager import UpdateManager
+
+            self.updates = UpdateManager(self)
         self.queue: queue.Queue[Queued] = queue.Queue(maxsize=config.queue_blocks)
         self.queue_wait_ms = {source.id: Histogram() for source in config.sources}
         self.sources = self._runner(
@@ -290,9 +326,10 @@ class Agent:
             "reload": self._command_reload,
             "ack": self._command_ack,
             "fault": self._command_fault,
+            **(self.updates.handlers() if self.updates is not None else {}),
         }
 
-    def _later(self, action: Callable[[], Reply]) -> Future[Reply]:
+    def later(self, action: Callable[[], Reply]) -> Future[Reply]:
         """Run `action` on the main thread between blocks; the reply waits for its outcome."""
         future: Future[Reply] = Future()
 
@@ -306,8 +343,14 @@ class Agent:
         self._work.put(run)
         return future
 
+    def models_changed(self) -> None:
+        """Re-announce what the device runs (status, Home Assistant) after a model change."""
+        for sink in self.sinks:
+            if isinstance(sink, PublishesHealth):
+                sink.publish_status(models_changed=True)
+
     def _command_reload(self, _request: dict[str, Any]) -> Future[Reply]:
-        return self._later(self.reload)
+        return self.later(self.reload)
 
     def _command_ack(self, request: dict[str, Any]) -> Reply | Future[Reply]:
         model = request.get("model")
@@ -315,7 +358,7 @@ class Agent:
         if pipeline is None:
             return {"ok": False, "error": f"unknown model {model!r}"}
         by = str(request.get("by", ""))[:64]
-        return self._later(lambda: {"ok": True, "acknowledged": pipeline.acknowledge(by)})
+        return self.later(lambda: {"ok": True, "acknowledged": pipeline.acknowledge(by)})
 
     def _command_fault(self, request: dict[str, Any]) -> Reply:
         source = next((s for s in self.sources.slots if s.source.id == request.get("source")), None)
@@ -342,6 +385,8 @@ class Agent:
             if isinstance(sink, Supervised):
                 reasons += sink.supervise()
         self._set_health(Health.from_reasons(reasons))
+        if self.updates is not None:
+            self.updates.tick()
 
     def _notice_clock_step(self) -> None:
         """Count and log a step of the system clock (NTP at boot on a Pi without a real-time
@@ -413,6 +458,8 @@ class Agent:
                 self.counters["pipeline_errors"] += 1
                 if self.limiter.allow(f"pipeline:{pipeline.ref.id}"):
                     log.exception("pipeline error", extra={"model": pipeline.ref.id})
+        if self.updates is not None:
+            self.updates.dispatch(block)
 
     def _housekeeping(self) -> None:
         while True:
@@ -537,7 +584,10 @@ class Agent:
         self.sources.stop(self.config.shutdown_timeout_s / 4)
         self._drain()
         self.fanout.flush()
+        if self.updates is not None:
+            self.updates.cancel_all("a config reload replaced the running models")
         self.pipelines = pipelines
+        self.trusted = _trust(config)[0]
         self.queue_wait_ms = {source.id: Histogram() for source in config.sources}
         if config.metrics != self.config.metrics:
             log.warning("[metrics] changes take effect at the next start")
@@ -548,9 +598,7 @@ class Agent:
         self.counters["reloads"] += 1
         models = [p.ref.id for p in pipelines]
         log.info("config reloaded", extra={"models": models})
-        for sink in self.sinks:
-            if isinstance(sink, PublishesHealth):
-                sink.publish_status(models_changed=True)
+        self.models_changed()
         return {"ok": True, "models": models, "sources": [s.id for s in config.sources]}
 
     # ---- service manager ---------------------------------------------------------------------

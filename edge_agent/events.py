@@ -109,4 +109,35 @@ class InputHealthEvent:
         }
 
 
-Event = Result | AlarmEvent | InputHealthEvent
+@dataclass(frozen=True, slots=True)
+class DeploymentEvent:
+    """A step of a model update: accepted, downloaded, verified, shadowing, awaiting_approval,
+    promoted, rolled_back or refused (with why), for the model binding `model_id`."""
+
+    device: str
+    model_id: str
+    state: str
+    version: str | None  # the version this step is about
+    running: str  # the version serving results after this step
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    ts: float = 0.0
+
+    def payload(self, published_at: float | None) -> dict[str, Any]:
+        return {
+            "schema_version": RESULT_SCHEMA_VERSION,
+            "type": "deployment",
+            "device": self.device,
+            "model": self.model_id,
+            "state": self.state,
+            "version": self.version,
+            "running": self.running,
+            "reason": self.reason,
+            **self.details,
+            "ts": self.ts,
+            "published_at": published_at,
+            "historical": False,
+        }
+
+
+Event = Result | AlarmEvent | InputHealthEvent | DeploymentEvent

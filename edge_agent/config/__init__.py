@@ -29,9 +29,17 @@ def _resolve(config: AgentConfig, base: Path) -> AgentConfig:
             and absolute(config.security.versions_file),
         }
     )
+    updates = config.updates.model_copy(
+        update={
+            key: absolute(value)
+            for key in ("store_dir", "watch_dir")
+            if (value := getattr(config.updates, key)) is not None
+        }
+    )
     return config.model_copy(
         update={
             "security": security,
+            "updates": updates,
             "models": [resolved(m, ("bundle",)) for m in config.models],
             "sources": [resolved(s, ("path",)) for s in config.sources],
             "sinks": [resolved(s, ("path", "spool_dir")) for s in config.sinks],

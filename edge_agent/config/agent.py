@@ -12,6 +12,7 @@ from edge_agent.config.mqtt import MqttConfig
 from edge_agent.config.security import SecurityConfig
 from edge_agent.config.sinks import JsonlSinkConfig, MqttSinkConfig, SinkConfig
 from edge_agent.config.sources import MqttSourceConfig, SourceConfig
+from edge_agent.config.updates import UpdatesConfig
 from edge_agent.runtime.backends import BackendChoice
 from edge_agent.schema import Identifier, StrictModel
 
@@ -60,6 +61,7 @@ class AgentConfig(StrictModel):
     log: LogConfig = LogConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
     security: SecurityConfig = SecurityConfig()
+    updates: UpdatesConfig = UpdatesConfig()
     metrics: MetricsConfig = MetricsConfig()
     queue_blocks: int = Field(default=256, ge=1, description="Sample blocks buffered per agent.")
     shutdown_timeout_s: float = Field(default=10.0, gt=0)

@@ -125,6 +125,36 @@ class InputHealthPayload(StrictModel):
     historical: bool
 
 
+class DeploymentPayload(StrictModel):
+    """Topic `<...>/<model>/deployment` (retained: the latest step) and
+    `<...>/<model>/deployment/event` (each step of a model update)."""
+
+    schema_version: Literal[1]
+    type: Literal["deployment"]
+    device: str
+    model: str = Field(description="The model binding's id (topic level).")
+    state: Literal[
+        "accepted",
+        "downloaded",
+        "verified",
+        "shadowing",
+        "awaiting_approval",
+        "promoted",
+        "rolled_back",
+        "refused",
+    ]
+    version: str | None = Field(description="The version this step is about.")
+    running: str = Field(description="The version serving results after this step.")
+    reason: str
+    agreement: dict[str, Any] | None = Field(
+        default=None, description="Shadow run comparison (shadowing results, promotion)."
+    )
+    source: str | None = None
+    ts: float
+    published_at: float | None
+    historical: bool
+
+
 class StatusModel(StrictModel):
     id: str
     name: str
@@ -235,6 +265,7 @@ SCHEMAS = {
     "result": ResultPayload,
     "alarm": AlarmPayload,
     "input-health": InputHealthPayload,
+    "deployment": DeploymentPayload,
     "status": StatusPayload,
     "metrics": MetricsPayload,
     "command-reply": CommandReply,

@@ -30,7 +30,7 @@ import paho.mqtt.client as mqtt
 
 from edge_agent.config.mqtt import MqttConfig
 from edge_agent.config.sinks import MqttSinkConfig
-from edge_agent.events import AlarmEvent, Event, InputHealthEvent, Result
+from edge_agent.events import AlarmEvent, DeploymentEvent, Event, InputHealthEvent, Result
 from edge_agent.faults import Boundary, Recovery
 from edge_agent.logs import RateLimiter
 from edge_agent.mqtt.client import (
@@ -275,6 +275,11 @@ class MqttPublisher:
             self.spool.put(
                 self.topics.alarm_event(event.model.id), payload, 1, False, PRIORITY_ALARM
             )
+        elif isinstance(event, DeploymentEvent):
+            self._urgent_waiting = True
+            model = event.model_id
+            self.spool.put(self.topics.deployment(model), payload, 1, True, PRIORITY_ALARM)
+            self.spool.put(self.topics.deployment_event(model), payload, 1, False, PRIORITY_ALARM)
         elif isinstance(event, InputHealthEvent):
             self._urgent_waiting = True
             model = event.model.id

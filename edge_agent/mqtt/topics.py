@@ -48,6 +48,12 @@ class Topics:
     def input_health_event(self, model: str) -> str:
         return f"{self.base}/{checked(model)}/input/event"
 
+    def deployment(self, model: str) -> str:
+        return f"{self.base}/{checked(model)}/deployment"
+
+    def deployment_event(self, model: str) -> str:
+        return f"{self.base}/{checked(model)}/deployment/event"
+
     def reply(self, verb: str) -> str:
         return f"{self.base}/cmd/{checked(verb)}/reply"
 
