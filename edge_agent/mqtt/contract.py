@@ -150,6 +150,9 @@ class DeploymentPayload(StrictModel):
         default=None, description="Shadow run comparison (shadowing results, promotion)."
     )
     source: str | None = None
+    swap_ms: float | None = Field(
+        default=None, description="promoted: how long the swap took (pointer fsyncs included)."
+    )
     ts: float
     published_at: float | None
     historical: bool

@@ -207,6 +207,7 @@ class UpdateManager:
 
     def _promote(self, job: Job) -> Reply:
         """Main thread, between blocks: the candidate, already in step, takes over."""
+        started = time.perf_counter()
         live = self._live(job.model_id)
         candidate = job.candidate
         assert live is not None and candidate is not None
@@ -222,7 +223,8 @@ class UpdateManager:
         previous = live.runner.manifest.version
         self.agent.pipelines[self.agent.pipelines.index(live)] = candidate
         self.store.switch(manifest.name, manifest.version, previous)
-        self._publish(job, "promoted", reason=f"replaces {previous}")
+        swap_ms = round((time.perf_counter() - started) * 1000.0, 3)  # the pointer's fsyncs too
+        self._publish(job, "promoted", reason=f"replaces {previous}", swap_ms=swap_ms)
         self.agent.models_changed()
         log.info("model promoted", extra={"model": job.model_id, "version": manifest.version})
         reply = {
@@ -320,13 +322,11 @@ class UpdateManager:
         if not job.reply.done():
             job.reply.set_result(reply)
 
-    def _publish(self, job: Job, state: str, reason: str = "", **details: Any) -> None:
-        if job.agreement is not None and state in (
-            "shadowing",
-            "awaiting_approval",
-            "promoted",
-            "rolled_back",
-        ):
+    def _publish(
+        self, job: Job, state: str, reason: str = "", ts: float | None = None, **details: Any
+    ) -> None:
+        steps_with_agreement = ("shadowing", "awaiting_approval", "promoted", "rolled_back")
+        if job.agreement is not None and state in steps_with_agreement:
             details["agreement"] = job.agreement
         event = DeploymentEvent(
             self.agent.config.device_id,
@@ -336,17 +336,19 @@ class UpdateManager:
             self._running(job),
             reason,
             details,
-            time.time(),
+            time.time() if ts is None else ts,
         )
         self.agent.fanout.emit(event)
         self.agent.fanout.flush()
-        log.info(
-            f"update {state}",
-            extra={"model": job.model_id, "version": job.version, "reason": reason},
-        )
+        extra = {"model": job.model_id, "version": job.version, "reason": reason}
+        log.info(f"update {state}", extra=extra)
 
     def _publish_later(self, job: Job, state: str, reason: str = "", **details: Any) -> None:
-        self.agent.later(lambda: (self._publish(job, state, reason, **details), {"ok": True})[1])
+        """From the worker thread: published by the main thread, stamped with the step's time."""
+        ts = time.time()
+        self.agent.later(
+            lambda: (self._publish(job, state, reason, ts, **details), {"ok": True})[1]
+        )
 
     def _refuse(self, job: Job, reason: str) -> Reply:
         self._detach(job)

@@ -121,6 +121,12 @@ def test_update_shadow_promote_refuse_roll_back_and_restart(
         ]  # fmt: skip
         assert promoted.agreement is not None and promoted.agreement["windows"] >= 6
         assert promoted.agreement["decision_agreement"] == 1.0
+        at = {s.state: s.ts for s in steps.all()}
+        print(
+            f"update timings: accepted -> verified {at['verified'] - at['accepted']:.3f} s "
+            f"(copy, signature, hash, golden), shadow run {at['promoted'] - at['shadowing']:.3f} s "
+            f"({promoted.agreement['windows']} windows), swap {promoted.swap_ms} ms"
+        )
         wait_until(
             lambda: sub.payloads(f"{MODEL}/result")[-1]["model"]["version"] == "1.0.1",
             30,
@@ -179,3 +185,51 @@ def test_update_shadow_promote_refuse_roll_back_and_restart(
     assert restarted.pipelines[0].runner.manifest.version == "1.0.0"  # the store's current
     restarted.shutdown()
     sub.close()
+
+
+@pytest.mark.parametrize("kill_at", ["accepted", "downloaded", "verified", "shadowing", "promoted"])
+def test_sigkill_during_an_update_leaves_the_old_or_the_new_model(
+    broker: Broker, tmp_path: Path, key: tuple[Path, Path], kill_at: str
+) -> None:
+    """Test an agent process killed with SIGKILL as soon as a step of an update is published:
+    the restarted agent runs 1.0.0 or 1.0.1 from a complete store folder (its signature, hash
+    and golden test pass), never a broken one, with no staging leftovers."""
+    import signal
+    import subprocess
+
+    from edge_agent.updates.store import ModelStore
+    from tests.conftest import start_agent
+
+    private, public = key
+    seed = bundle(tmp_path, private, "v100")
+    update = bundle(tmp_path, private, "v101", version="1.0.1")
+    path = config(tmp_path, broker, public, seed)
+    sub = Subscriber(broker, f"{BASE}/deployment/event", client_id=f"kill-{kill_at}")
+    agent = start_agent(path, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: ModelStore(tmp_path / "store").pointer(MODEL)["current"], 30, "seeded")
+        results = Subscriber(broker, f"{BASE}/result", client_id=f"results-{kill_at}")
+        wait_until(lambda: results.payloads("/result"), 30, "the agent running")
+        results.close()
+        command(broker, "update", {"model": MODEL, "source": str(update)})
+        wait_until(
+            lambda: kill_at in [p["state"] for p in sub.payloads("/deployment/event")],
+            60,
+            f"the {kill_at} step",
+        )
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(10)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        sub.close()
+    restarted = Agent(load_agent_config(path))
+    try:
+        version = restarted.pipelines[0].runner.manifest.version
+        assert version in ("1.0.0", "1.0.1")
+        assert restarted.pipelines[0].runner.bundle.signed_by is not None
+        if kill_at == "promoted":
+            assert version == "1.0.1"
+        assert not list((tmp_path / "store" / MODEL).glob(".incoming-*"))
+    finally:
+        restarted.shutdown()
