@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,21 @@ def _share_with_group(group_file: Path, paths: dict[Path, int]) -> Callable[[], 
     return run
 
 
+def _pip_install_copy(pip: list[str | Path], source: Path, extra: str) -> Callable[[], None]:
+    """pip install `source[extra]` from a temporary copy: building in place would leave
+    root-owned build/ and *.egg-info folders in the operator's checkout, which then break
+    every build there as that user ("Cannot update time stamp of directory")."""
+    skip = shutil.ignore_patterns(".git", "build", "*.egg-info", "wheelhouse", "__pycache__")
+
+    def run() -> None:
+        with tempfile.TemporaryDirectory(prefix="edge-pdm-build-") as folder:
+            copy = Path(folder) / "edge-pdm"
+            shutil.copytree(source, copy, ignore=skip, symlinks=True)
+            _command(*pip, f"{copy}[{extra}]")()
+
+    return run
+
+
 class Installer:
     def __init__(
         self,
@@ -154,16 +170,15 @@ class Installer:
                     _command(self.python, "-m", "venv", *venv_args, venv),
                 )
             )
-        pip = [venv / "bin" / "python", "-m", "pip", "install", "--upgrade", "--quiet"]
+        pip: list[str | Path] = [venv / "bin" / "python", "-m", "pip", "install", "--upgrade"]
+        pip += ["--quiet"]
         if self.wheelhouse is not None:  # offline: wheels built on a workstation
             pip += ["--no-index", "--find-links", self.wheelhouse, "edge-pdm[agent]"]
+            install = _command(*pip)
         else:
-            pip += [f"{self.source}[agent]"]
+            install = _pip_install_copy(pip, self.source, "agent")
         steps.append(
-            Step(
-                ("upgrade" if upgrading else "install") + f" edge-pdm[agent] into {VENV}",
-                _command(*pip),
-            )
+            Step(("upgrade" if upgrading else "install") + f" edge-pdm[agent] into {VENV}", install)
         )
         if not config.exists():
             steps.append(

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.config import load_agent_config
+from edge_agent.service import install
 from tests.conftest import REPO_ROOT, run_cli
 
 UNIT = REPO_ROOT / "systemd" / "edge-agent.service"
@@ -85,6 +86,21 @@ def test_unit_leaves_proc_cpuinfo_to_the_interpreter() -> None:
     assert "ProcSubset" not in {key.strip() for key, _ in settings if not key.startswith("#")}
 
 
+def test_ip_allow_list_keeps_localhost_in_the_unit_and_every_drop_in() -> None:
+    """Test that localhost stays allowed: paho's network thread connects to itself over a
+    loopback TCP socket pair, and with localhost denied the agent hung before READY=1 (seen
+    under systemd). A drop-in may add addresses but must not empty the list."""
+    allow = [
+        line.split("=", 1)[1].split()
+        for line in UNIT.read_text().splitlines()
+        if line.startswith("IPAddressAllow=")
+    ]
+    assert allow and "localhost" in allow[-1], allow
+    for drop_in in (REPO_ROOT / "systemd/drop-ins").glob("*.conf"):
+        lines = [line.strip() for line in drop_in.read_text().splitlines()]
+        assert "IPAddressAllow=" not in lines, f"{drop_in.name} empties the allow-list"
+
+
 def test_each_step_is_printed_before_the_error_that_stops_it(tmp_path: Path) -> None:
     """Test that a failing install shows the failing step before its error, also when its
     output goes into a pipe (a log, `| tee`), where stdout is block-buffered."""
@@ -104,6 +120,51 @@ def test_each_step_is_printed_before_the_error_that_stops_it(tmp_path: Path) -> 
     lines = done.stdout.splitlines()
     assert lines[0].startswith("[1/") and "edge-agent.conf" in lines[0], done.stdout
     assert lines[1].startswith("edge-agent service: error:"), done.stdout
+
+
+def test_install_sh_runs_the_installer_from_the_checkout_with_absolute_folders(
+    tmp_path: Path,
+) -> None:
+    """Test that systemd/install.sh hands over to the standard-library installer with the
+    system's Python (PYTHON), from the checkout, with --wheelhouse and --root made absolute
+    against the folder it was started in."""
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\n[ "$1" = -c ] && exit 0\nprintf "%s\\n" "$PWD" "$@"\n')
+    fake.chmod(0o755)
+    argv = ["--wheelhouse", "wh", "--root=img", "--system-site-packages"]
+    done = subprocess.run(
+        ["sh", REPO_ROOT / "systemd/install.sh", *argv],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHON": str(fake)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        str(REPO_ROOT),
+        *("-m", "edge_agent.service.install", "install", "--source", str(REPO_ROOT)),
+        *("--wheelhouse", str(tmp_path / "wh"), f"--root={tmp_path / 'img'}"),
+        "--system-site-packages",
+    ]
+
+
+def test_source_install_builds_from_a_copy_without_git_or_build_files(tmp_path: Path) -> None:
+    """Test that pip gets a temporary copy of the checkout, without .git, build/, *.egg-info
+    or a wheelhouse, so a root install leaves no root-owned build files in the checkout."""
+    source = tmp_path / "checkout"
+    for folder in (".git", "build", "edge_pdm.egg-info", "wheelhouse", "edge_agent"):
+        (source / folder).mkdir(parents=True)
+    (source / "pyproject.toml").write_text("")
+    before = sorted(p.relative_to(source) for p in source.rglob("*"))
+    seen = tmp_path / "seen.txt"
+    record = f"import os, sys; open({str(seen)!r}, 'w').write(' '.join(sorted(os.listdir("
+    record += "sys.argv[1].removesuffix('[agent]')))) + ' ' + sys.argv[1])"
+    install._pip_install_copy([sys.executable, "-c", record], source, "agent")()
+    *names, argument = seen.read_text().split()
+    assert names == ["edge_agent", "pyproject.toml"], names
+    assert argument.endswith("/edge-pdm[agent]") and not argument.startswith(str(source))
+    assert sorted(p.relative_to(source) for p in source.rglob("*")) == before
 
 
 def test_installed_unit_passes_systemd_analyze_verify(installed: Path, tmp_path: Path) -> None:
