@@ -222,6 +222,35 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deploy(args: argparse.Namespace) -> int:
+    """Roll an update out to devices over MQTT v5, canaries first (training/deploy.py)."""
+    from training.deploy import DeployRequest, deploy
+
+    def path(text: str | None) -> Path | None:
+        return None if text is None else Path(text)
+
+    devices = None if args.devices is None else [d.strip() for d in args.devices.split(",")]
+    return deploy(
+        DeployRequest(
+            broker=args.broker,
+            source=args.source,
+            model=args.model,
+            devices=devices,
+            discover=args.discover,
+            canary=args.canary,
+            batch=args.batch,
+            timeout_s=args.timeout,
+            prefix=args.prefix,
+            bundle=path(args.bundle),
+            public_keys=[Path(p) for p in args.public_key],
+            username=args.username,
+            password_file=path(args.password_file),
+            tls_ca=path(args.tls_ca),
+            discover_wait_s=args.discover_wait,
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-train", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -307,6 +336,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--backend", **backend)
     p.set_defaults(func=_inspect)
+
+    p = sub.add_parser(
+        "deploy", help="roll a model update out to devices over MQTT, canaries first"
+    )
+    p.add_argument("bundle", nargs="?", help="verify this bundle locally first (name, version)")
+    p.add_argument("--broker", required=True, help="mqtt://host:port or mqtts://host:port")
+    p.add_argument("--username")
+    p.add_argument("--password-file", help="file holding the broker password")
+    p.add_argument("--tls-ca", help="CA bundle for an mqtts:// broker (default: system store)")
+    p.add_argument("--model", help="the model id on the devices (default: the bundle's name)")
+    p.add_argument(
+        "--source", required=True, help="what each device fetches: a folder on it or https URL"
+    )
+    targets = p.add_mutually_exclusive_group(required=True)
+    targets.add_argument("--devices", help="comma-separated device ids, canaries first")
+    targets.add_argument(
+        "--discover", help="PREFIX/+ : devices whose retained status lists the model"
+    )
+    p.add_argument("--discover-wait", type=float, default=3.0, help="seconds (default: 3)")
+    p.add_argument("--canary", type=int, default=1, help="devices updated first (default: 1)")
+    p.add_argument("--batch", type=int, help="then this many at a time (default: all at once)")
+    p.add_argument("--timeout", type=float, default=300.0, help="s per device (default: 300)")
+    p.add_argument("--prefix", help="topic prefix (default: pdm, or that of --discover)")
+    p.add_argument(
+        "--public-key", action="append", default=[], help="verify BUNDLE's signature (repeat)"
+    )
+    p.set_defaults(func=_deploy)
     return parser
 
 
