@@ -323,8 +323,15 @@ class UpdateManager:
             job.reply.set_result(reply)
 
     def _publish(
-        self, job: Job, state: str, reason: str = "", ts: float | None = None, **details: Any
+        self,
+        job: Job,
+        state: str,
+        reason: str = "",
+        ts: float | None = None,
+        at_step: tuple[str | None] | None = None,
+        **details: Any,
     ) -> None:
+        """`at_step`: the version as it was known when the step happened (worker steps)."""
         steps_with_agreement = ("shadowing", "awaiting_approval", "promoted", "rolled_back")
         if job.agreement is not None and state in steps_with_agreement:
             details["agreement"] = job.agreement
@@ -332,7 +339,7 @@ class UpdateManager:
             self.agent.config.device_id,
             job.model_id,
             state,
-            job.version,
+            job.version if at_step is None else at_step[0],
             self._running(job),
             reason,
             details,
