@@ -155,12 +155,26 @@ class Metrics(StrictModel):
     values: dict[str, MetricPair]
 
 
+# The backend names of edge_agent.runtime.backends (a test checks that the two agree).
+InterpreterName = Literal["ai_edge_litert", "tflite_runtime", "tensorflow"]
+
+
 class Golden(StrictModel):
     """A model input and the output the exported model gave for it: a smoke test after load."""
 
     input: list[float] | list[list[float]]
     output: list[float]
-    atol: float = Field(gt=0)
+    atol: float = Field(gt=0, description="Largest max-abs error accepted by default.")
+    atol_by_backend: dict[InterpreterName, Annotated[float, Field(gt=0)]] | None = Field(
+        default=None,
+        description="Tolerance per interpreter, measured against the one that wrote `output` "
+        "(bench/parity.py); a backend without an entry gets `atol`.",
+    )
+
+    def atol_for(self, backend: str) -> float:
+        """The tolerance the golden smoke test applies on this backend."""
+        by_backend: dict[str, float] = dict(self.atol_by_backend or {})
+        return by_backend.get(backend, self.atol)
 
 
 class DatasetInfo(StrictModel):

@@ -27,6 +27,7 @@ ARGS = {
     ],
     "sd_wear.py": ["--seconds=2", "--runs", "normal:0", "normal:1"],
     "consumer_bench.py": ["--repeats=1", "--messages=200", "--devices=2"],
+    "parity.py": ["--test-records=1", "--engines=3"],
 }
 NUMBER = r"[\d,.]+"
 

@@ -102,10 +102,14 @@ class ModelRunner:
         golden = self.manifest.golden
         got = self.predict(np.asarray(golden.input, dtype=np.float32))
         error = float(np.max(np.abs(got - np.asarray(golden.output, dtype=np.float32))))
-        if not error <= golden.atol:
+        atol = golden.atol_for(self.backend)
+        if not error <= atol:
+            which = "atol"
+            if self.backend in (golden.atol_by_backend or {}):
+                which = f"atol_by_backend.{self.backend}"
             raise BundleError(
                 f"{self.bundle.path}: golden smoke test failed on {self.backend}: "
-                f"max error {error:.6g} > atol {golden.atol:.6g}"
+                f"max error {error:.6g} > {which} {atol:.6g}"
             )
         self.golden_error = error
         return error
