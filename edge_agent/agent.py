@@ -113,6 +113,23 @@ def build_pipelines(config: AgentConfig, record: bool = True) -> list[ModelPipel
     return pipelines
 
 
+def _build_sources(
+    config: AgentConfig, pipelines: list[ModelPipeline], limiter: RateLimiter
+) -> list[Source]:
+    """Every configured source, each told the channels its models read (a replay reads only
+    those columns of its file, so a label column is never parsed)."""
+    sources = []
+    for index, source in enumerate(config.sources):
+        columns = [
+            column
+            for pipeline in pipelines
+            if pipeline.source == source.id
+            for column in pipeline.windower.source_channels
+        ]
+        sources.append(build_source(config, index, limiter, columns))
+    return sources
+
+
 def _store(config: AgentConfig) -> ModelStore | None:
     if not config.updates.enabled:
         return None
@@ -224,9 +241,7 @@ class Agent:
             self.updates = UpdateManager(self)
         self.queue: queue.Queue[Queued] = queue.Queue(maxsize=config.queue_blocks)
         self.queue_wait_ms = {source.id: Histogram() for source in config.sources}
-        self.sources = self._runner(
-            config, [build_source(config, i, self.limiter) for i in range(len(config.sources))]
-        )
+        self.sources = self._runner(config, _build_sources(config, self.pipelines, self.limiter))
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
         self._work: queue.Queue[Callable[[], None]] = queue.Queue()  # run on the main thread
@@ -573,11 +588,16 @@ class Agent:
             check_sinks(config)
             pipelines = build_pipelines(config)
             limiter = RateLimiter(config.log.repeat_interval_s)
-            sources = [build_source(config, i, limiter) for i in range(len(config.sources))]
+            sources = _build_sources(config, pipelines, limiter)
         except EdgeError as exc:
             log.error("reload failed; previous config keeps running", extra={"error": str(exc)})
             self.counters["reload_failures"] += 1
             return {"ok": False, "error": str(exc), "kept": "previous config kept"}
+        except Exception as exc:  # a bug while reading the new config must not end the agent
+            log.exception("reload failed; previous config keeps running")
+            self.counters["reload_failures"] += 1
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            return {"ok": False, "error": error, "kept": "previous config kept"}
         previous = {p.ref.id: p.seq for p in self.pipelines}
         for pipeline in pipelines:  # subscribers de-duplicate on seq: never restart it
             pipeline.seq = previous.get(pipeline.ref.id, 0)

@@ -19,7 +19,9 @@ def _resolve(config: AgentConfig, base: Path) -> AgentConfig:
         return value if value.is_absolute() or str(value) == "-" else base / value
 
     def resolved(section, fields: tuple[str, ...]):
-        update = {f: absolute(getattr(section, f)) for f in fields if hasattr(section, f)}
+        update = {
+            f: absolute(value) for f in fields if (value := getattr(section, f, None)) is not None
+        }
         return section.model_copy(update=update) if update else section
 
     security = config.security.model_copy(

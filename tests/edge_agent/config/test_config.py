@@ -102,3 +102,13 @@ def test_full_scale_for_a_channel_the_model_lacks_is_one_line(tmp_path: Path) ->
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(lines) == 1 and "vibration-fault" in lines[0] and "accel_x" in lines[0], lines
+
+
+def test_an_mqtt_sink_without_spool_dir_takes_the_state_directory(tmp_path: Path) -> None:
+    """Test that an MQTT sink with no spool_dir (the template's form) loads, keeps spool_dir
+    unset for the state-directory default, and resolves a relative spool_dir against the file."""
+    text = MINIMAL + '[mqtt]\nhost = "127.0.0.1"\n[[sinks]]\nkind = "mqtt"\n'
+    config = load_agent_config(_write(tmp_path, text))
+    assert config.sinks[0].spool_dir is None  # type: ignore[union-attr]
+    relative = load_agent_config(_write(tmp_path, text + 'spool_dir = "spool"\n'))
+    assert relative.sinks[0].spool_dir == tmp_path / "spool"  # type: ignore[union-attr]
