@@ -86,6 +86,13 @@ def test_unit_leaves_proc_cpuinfo_to_the_interpreter() -> None:
     assert "ProcSubset" not in {key.strip() for key, _ in settings if not key.startswith("#")}
 
 
+def test_reload_needs_only_the_shell() -> None:
+    """Test that ExecReload= sends SIGHUP with the shell's built-in kill: /bin/kill comes from
+    procps, which a minimal Debian lacks, and there `systemctl reload` failed (status=203/EXEC)."""
+    reload = [line for line in UNIT.read_text().splitlines() if line.startswith("ExecReload=")]
+    assert reload == ['ExecReload=/bin/sh -c "kill -HUP ${MAINPID}"'], reload
+
+
 def test_ip_allow_list_keeps_localhost_in_the_unit_and_every_drop_in() -> None:
     """Test that localhost stays allowed: paho's network thread connects to itself over a
     loopback TCP socket pair, and with localhost denied the agent hung before READY=1 (seen
