@@ -42,13 +42,64 @@ def _check_config(args: argparse.Namespace) -> int:
             f"  model {pipeline.ref.id}: {runner.manifest.name} {runner.manifest.version} "
             f"({runner.manifest.task}) on {runner.backend}, source '{pipeline.source}'"
         )
+    fits = _check_replays(args.config, config, pipelines)
     for source in config.sources:
-        print(f"  source {source.id}: {source.kind}")
+        print(f"  source {source.id}: {source.kind}{fits.get(source.id, '')}")
     for where in writable:
         print(f"  {where}: writable")
     for endpoint in endpoints:
         print(f"  {endpoint}")
     return 0
+
+
+def _check_replays(config_path: str, config, pipelines) -> dict[str, str]:
+    """Open each replay file's header: it must hold the channels of every model bound to that
+    source (after channel_map) and the time column the models need. A misfit is one
+    ConfigError line naming what is missing; a fit is a note per source id."""
+    from edge_agent.config.sources import ReplaySourceConfig
+    from edge_agent.recording import column_names
+
+    notes = {}
+    for source in config.sources:
+        if not isinstance(source, ReplaySourceConfig):
+            continue
+        header = column_names(source.path, source.delimiter)
+        bound = [p for p in pipelines if p.source == source.id]
+        problems = []
+        if source.channels:
+            absent = [c for c in source.channels if c not in header]
+            if absent:
+                problems.append(f"channels {absent} are not in the file")
+        for pipeline in bound:
+            needed = pipeline.windower.source_channels
+            absent = [c for c in needed if c not in header]
+            if absent:
+                problems.append(f"model '{pipeline.ref.id}' needs column(s) {absent}")
+            left_out = [c for c in needed if c in header and c not in (source.channels or needed)]
+            if left_out:
+                problems.append(f"model '{pipeline.ref.id}' needs {left_out}, not in channels")
+        time = source.time_source()
+        timed = [p.ref.id for p in bound if p.runner.manifest.input.sample_rate_hz]
+        if time and time not in header and timed and source.sample_rate_hz is None:
+            problems.append(
+                f"no time column '{time}' for model(s) {timed} (set time_column, or "
+                'time = "index" with sample_rate_hz)'
+            )
+        if problems:
+            raise ConfigError(
+                f"{config_path}: source '{source.id}': {source.path} does not fit: "
+                + "; ".join(problems)
+                + f" (header: {header})"
+            )
+        if time and time in header:
+            clock = f"time '{time}'"
+        elif source.sample_rate_hz:
+            clock = f"rows at {source.sample_rate_hz:g} Hz"
+        else:
+            clock = "one row per cycle"
+        if bound:
+            notes[source.id] = f" {source.path}, columns for {len(bound)} model(s) and {clock}"
+    return notes
 
 
 def _trusted(args: argparse.Namespace):
@@ -68,25 +119,46 @@ def _check_model(args: argparse.Namespace) -> int:
 
 
 def _infer(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from edge_agent.config.models import AlarmConfig
     from edge_agent.config.sources import ReplaySourceConfig
     from edge_agent.pipeline import ModelPipeline
     from edge_agent.recording import column_names
     from edge_agent.runtime import load_model
+    from edge_agent.schema import describe_validation_error
     from edge_agent.sinks.jsonl import JsonlSink
     from edge_agent.sources.replay import ReplaySource
 
     runner = load_model(args.bundle, backend=args.backend, trusted=_trusted(args))
-    source = ReplaySource(
-        ReplaySourceConfig(
+    rate = args.sample_rate
+    if args.time == "index" and rate is None:
+        rate = runner.manifest.input.sample_rate_hz  # rows at the model's own rate
+    try:
+        replay = ReplaySourceConfig(
             kind="replay",
             id="input",
             path=Path(args.input),
+            delimiter=args.delimiter,
+            time=args.time,
             time_column=args.time_column,
-            sample_rate_hz=args.sample_rate,
+            time_format=args.time_format,
+            timezone=args.timezone,
+            sample_rate_hz=rate,
+            max_gap=args.max_gap,
             channels=args.channels.split(",") if args.channels else None,
         )
-    )
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, "edge-agent infer")) from None
+    # Only the model's channels are read: a label or other column is ignored by name. The
+    # source's note on the recording's clock goes into the summary line below instead.
+    replay_log = logging.getLogger("edge_agent.sources.replay")
+    replay_level = replay_log.level
+    replay_log.setLevel(logging.ERROR)
+    try:
+        source = ReplaySource(replay, runner.manifest.input.channels)
+    finally:
+        replay_log.setLevel(replay_level)
     sink = JsonlSink(args.output)
     alarm = AlarmConfig(enabled=not args.no_alarms)
     pipeline = ModelPipeline(args.device, runner.manifest.name, runner, alarm, [sink])
@@ -111,7 +183,8 @@ def _infer(args: argparse.Namespace) -> int:
             rate
             and not args.sample_rate
             and pipeline.windower.stall_kind() == "discontinuities"
-            and args.time_column not in column_names(source.config.path)
+            and args.time == "column"
+            and args.time_column not in column_names(source.config.path, args.delimiter)
         ):
             reason += (
                 f"; the recording has no '{args.time_column}' column, so rows were taken as one "
@@ -121,8 +194,10 @@ def _infer(args: argparse.Namespace) -> int:
         return 3
     rejected = dict(pipeline.windower.counters)
     inputs = dict(pipeline.input_problems)
+    clock = source.describe()
     print(
         f"{pipeline.results} results from {len(source.values)} samples"
+        + (f"; recording: {clock}" if clock else "")
         + (f"; rejected {rejected}" if rejected else "")
         + (f"; input health raised {inputs} (input_health lines)" if inputs else ""),
         file=sys.stderr,
@@ -195,9 +270,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle")
     p.add_argument("--input", required=True)
     p.add_argument("--output", default="-", help="JSON-lines file (default: stdout)")
+    p.add_argument("--delimiter", help="CSV field separator (default: sniffed)")
     p.add_argument("--time-column", default="ts")
+    p.add_argument(
+        "--time",
+        choices=["column", "index"],
+        default="column",
+        help="index: row i at i / --sample-rate (default: the model's rate)",
+    )
+    p.add_argument("--time-format", help="strptime format (default: unix seconds or ISO-8601)")
+    p.add_argument("--timezone", default="UTC", help="zone of date-times without an offset")
     p.add_argument("--sample-rate", type=float, help="samples/s when the file has no time column")
-    p.add_argument("--channels", help="comma-separated columns (default: all but time)")
+    p.add_argument(
+        "--max-gap", type=float, help="seconds: shorter time steps are bridged, longer ones split"
+    )
+    p.add_argument("--channels", help="comma-separated columns (default: the model's channels)")
     p.add_argument("--device", default="local")
     p.add_argument("--no-alarms", action="store_true")
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")

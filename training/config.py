@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge_agent.config.base import read_toml_model
+from edge_agent.config.sources import RecordingFormat
 from edge_agent.frontend.steps import Step
 from edge_agent.manifest import Identifier, SemVer
 from edge_agent.schema import StrictModel
@@ -37,21 +38,30 @@ class CmapssData(StrictModel):
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
 
 
-class TableData(StrictModel):
-    """Bring your own data: CSV or NPZ files of timestamped multichannel samples."""
+class TableData(RecordingFormat):
+    """Bring your own data: CSV or NPZ files of timestamped multichannel samples. How they are
+    read and timed (delimiter, time column, time zone, max_gap) is shared with the replay
+    source."""
 
     kind: Literal["table"]
-    train: Path
-    test: Path | None = Field(default=None, description="Held-out file; else split from train.")
+    train: list[Path] = Field(
+        min_length=1, description="A file or a list of files and glob patterns, one recording each."
+    )
+    test: list[Path] | None = Field(
+        default=None, description="Held-out file(s) or patterns; else split from train."
+    )
     channels: list[str] = Field(min_length=1)
-    time_column: str | None = "ts"
-    sample_rate_hz: float | None = Field(default=None, gt=0)
     label_column: str | None = None
     normal_label: str = "normal"
     unit_column: str | None = None
     rul_column: str | None = None
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
+
+    @field_validator("train", "test", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str | Path) else value
 
 
 DatasetConfig = Annotated[
@@ -132,11 +142,17 @@ def load_config(path: str | Path) -> tuple[TrainConfig, str]:
 
 def _resolve_paths(config: TrainConfig, base: Path) -> TrainConfig:
     data = config.dataset
-    updates = {
-        field: (base / value) if not value.is_absolute() else value
-        for field in ("directory", "train", "test")
-        if isinstance(value := getattr(data, field, None), Path)
-    }
+
+    def resolve(value: Path) -> Path:
+        return value if value.is_absolute() else base / value
+
+    updates: dict[str, Path | list[Path]] = {}
+    for field in ("directory", "train", "test"):
+        value = getattr(data, field, None)
+        if isinstance(value, Path):
+            updates[field] = resolve(value)
+        elif isinstance(value, list):  # files and glob patterns, resolved the same way
+            updates[field] = [resolve(item) for item in value]
     if not updates:
         return config
     return config.model_copy(update={"dataset": data.model_copy(update=updates)})

@@ -54,11 +54,13 @@ def evaluate(
         assert threshold is not None
         scores = anomaly_scores(inputs, outputs)
         is_fault = targets.astype(bool)
-        values = {
-            "roc_auc": metrics.roc_auc(scores, is_fault),
-            "false_alarm_rate": metrics.false_alarm_rate(scores[~is_fault], threshold),
-            "detection_rate": float(np.mean(scores[is_fault] > threshold)),
-        }
+        values = {}
+        if is_fault.any() and not is_fault.all():  # normal-only data: only false alarms count
+            values["roc_auc"] = metrics.roc_auc(scores, is_fault)
+        if not is_fault.all():
+            values["false_alarm_rate"] = metrics.false_alarm_rate(scores[~is_fault], threshold)
+        if is_fault.any():
+            values["detection_rate"] = float(np.mean(scores[is_fault] > threshold))
         tables = {}
         if tags is not None:
             tag_array = np.array(tags)

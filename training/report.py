@@ -119,6 +119,7 @@ def write_report(outcome: TrainOutcome, data: TaskData) -> None:
         f"# {manifest.name} {manifest.version} ({manifest.task})",
         "",
         f"Test data: {manifest.metrics.evaluated_on}.",
+        *[f"Data: {note}." for note in data.notes],
         "",
         "| metric | float | int8 |",
         "|---|---|---|",

@@ -214,6 +214,8 @@ def train(
     keras.utils.set_random_seed(config.seed)
     log(f"[data] building {config.dataset.kind} for task {config.task}")
     data = build_task_data(config)
+    for note in data.notes:
+        log(f"[data] {note}")
     log(
         f"[data] train {len(data.train.windows)}, val {len(data.val.windows)}, "
         f"test {len(data.test.windows)} windows of {config.input.window}x{len(data.channels)}"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
+from edge_agent.recording import ReadOptions, zone
 from edge_agent.schema import Identifier, StrictModel
 
 
@@ -32,13 +33,65 @@ class SimulatorSourceConfig(StrictModel):
     schedule: list[FaultSchedule] = []
 
 
-class ReplaySourceConfig(StrictModel):
+class RecordingFormat(StrictModel):
+    """How a recording (CSV/NPZ) is read and timed: the replay source and training's table
+    dataset share these keys and one reader (edge_agent/recording.py)."""
+
+    delimiter: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1,
+        description="CSV field separator; omitted: sniffed from the header and first lines.",
+    )
+    time: Literal["column", "index"] = Field(
+        default="column",
+        description="'column': times from time_column; 'index': row i at i / sample_rate_hz.",
+    )
+    time_column: str | None = Field(
+        default="ts", description="Unix seconds or date-times (ISO-8601 or time_format)."
+    )
+    time_format: str | None = Field(
+        default=None, description="strptime format of the time column, e.g. '%d.%m.%Y %H:%M'."
+    )
+    timezone: str = Field(default="UTC", description="IANA zone of date-times without an offset.")
+    sample_rate_hz: float | None = Field(default=None, gt=0)
+    max_gap: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds: longer time steps split the recording, shorter ones are bridged; "
+        "omitted: 1.5 sample periods.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _time_rules(self) -> RecordingFormat:
+        if self.time == "index" and self.sample_rate_hz is None:
+            raise ValueError("time = 'index' needs sample_rate_hz")
+        if self.max_gap is not None and self.time_source() is None:
+            raise ValueError("max_gap needs times from a time_column (time = 'column')")
+        return self
+
+    def time_source(self) -> str | None:
+        """The column read as time, or None (time = 'index', or no time column)."""
+        return self.time_column if self.time == "column" else None
+
+    def read_options(self) -> ReadOptions:
+        return ReadOptions(self.delimiter, self.time_format, self.timezone)
+
+
+class ReplaySourceConfig(RecordingFormat):
     kind: Literal["replay"]
     id: Identifier
     path: Path
-    channels: list[str] | None = Field(default=None, description="Columns to read; default all.")
-    time_column: str = "ts"
-    sample_rate_hz: float | None = Field(default=None, gt=0)
+    channels: list[str] | None = Field(
+        default=None,
+        description="Columns to read; default: those of the models bound to this source.",
+    )
     speed: float | None = Field(
         default=None,
         gt=0,

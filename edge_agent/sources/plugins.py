@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 from edge_agent.config.agent import AgentConfig
@@ -32,7 +33,11 @@ def load_plugin(config: PluginSourceConfig) -> Source:
         raise ConfigError(f"source '{config.id}': plugin '{config.plugin}' failed: {exc}") from None
 
 
-def build_source(config: AgentConfig, index: int, limiter: RateLimiter) -> Source:
+def build_source(
+    config: AgentConfig, index: int, limiter: RateLimiter, columns: Sequence[str] | None = None
+) -> Source:
+    """The source `config.sources[index]`; `columns`: the channels its models read (after
+    channel_map), which a replay reads instead of every column of its file."""
     source = config.sources[index]
     if isinstance(source, SimulatorSourceConfig):
         from edge_agent.sources.simulator import SimulatorSource
@@ -41,7 +46,7 @@ def build_source(config: AgentConfig, index: int, limiter: RateLimiter) -> Sourc
     if isinstance(source, ReplaySourceConfig):
         from edge_agent.sources.replay import ReplaySource
 
-        return ReplaySource(source)
+        return ReplaySource(source, columns)
     if isinstance(source, MqttSourceConfig):
         from edge_agent.sources.mqtt import MqttSource
 

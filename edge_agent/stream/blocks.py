@@ -13,6 +13,11 @@ class SampleBlock:
 
     Regular streams give `rate_hz` and the time of the first sample `t0`; irregular or
     per-cycle streams (one message per row) give `timestamps` per row instead.
+
+    A source that knows its clock's quirks says so: `max_gap_s`, time steps up to this long
+    join consecutive samples (a replay's `max_gap`: jittered timestamps are not gaps);
+    `clock_stepped_back`, the clock was set back just before this block (a recording whose
+    timestamps go backwards once), so the windower restarts instead of rejecting it.
     """
 
     stream: str
@@ -22,6 +27,8 @@ class SampleBlock:
     rate_hz: float | None = None
     timestamps: np.ndarray | None = None
     seq: int | None = None
+    max_gap_s: float | None = None
+    clock_stepped_back: bool = False
 
     def __len__(self) -> int:
         return self.values.shape[0]

@@ -1,7 +1,9 @@
 """Per-model streaming windows with the same convention as `frontend.windowing`.
 
 Windows start every `hop` samples after a (re)start; a gap, a sequence break, a sample-rate
-change or out-of-order data resets the buffer and is reported, never silently stitched.
+change or out-of-order data resets the buffer and is reported, never silently stitched. A gap is
+a step above 1.5 sample periods, or above the block's `max_gap_s` when its source sets one (a
+replay's `max_gap`: shorter steps are bridged, as training bridged them).
 
 The stream's own clock (the time of the last accepted sample) decides what is in order. One bad
 timestamp must not be able to stall it: a jump ahead beyond `jump_tolerance_s()` restarts the
@@ -91,6 +93,7 @@ class Windower:
         self._confirmed = 0  # in-order blocks since that jump
         self._behind_last: float | None = None  # last sample of the run of blocks behind
         self._behind_blocks = 0
+        self._max_gap: float | None = None  # the last block's max_gap_s
         self.counters: Counter[str] = Counter()
         self.samples = 0  # received, including rejected ones
         self.windows = 0
@@ -159,7 +162,8 @@ class Windower:
             return self._reject("out_of_order", n)
         if self.rate is None:
             self._steps.extend(steps[-STEP_HISTORY:].tolist())
-        limit = self._gap_s
+        self._max_gap = block.max_gap_s
+        limit = self._gap_s if block.max_gap_s is None else block.max_gap_s
         if limit is None:
             # The tolerance is never below MIN_JUMP_S: only a longer step needs its median.
             largest = float(times[-1] - times[0])  # bounds every step inside the block
@@ -169,7 +173,9 @@ class Windower:
         if self._last_t is not None:
             step = float(times[0]) - self._last_t
             if step <= 0:
-                if not self._accept_behind(times):
+                if block.clock_stepped_back:  # the source knows: believe it at once
+                    self._clock_reset("clock_step_back")
+                elif not self._accept_behind(times):
                     return self._reject("out_of_order", n)
             else:
                 self._behind_last = None  # in-order data ends a run of blocks behind the clock
@@ -196,7 +202,7 @@ class Windower:
             if columns == list(range(len(block.channels)))
             else block.values[:, columns]
         )
-        if n == 1 or (self._gap_s is None and steps.max() <= limit):
+        if n == 1 or steps.max() <= limit:
             out = self._append(values, times)
         else:
             # A recording with holes: each gap-free stretch is windowed on its own.
@@ -217,7 +223,8 @@ class Windower:
 
         Until CLOCK_CONFIRM_BLOCKS blocks follow in order, a block back between `clock_before`
         and the new clock means the sample that jumped was the outlier (see `_accept_behind`)."""
-        jump = self._gap_s is None or step > self.jump_tolerance_s()  # rows break only on jumps
+        # Rows break only on jumps, unless their source set a max_gap.
+        jump = step > self.jump_tolerance_s() or (self._gap_s is None and self._max_gap is None)
         self.counters["time_jump_reset" if jump else "gap_reset"] += 1
         self._tally.gaps += 1
         self._tally.largest_gap_s = max(self._tally.largest_gap_s, step)
@@ -344,11 +351,12 @@ class Windower:
             return f"{counted} out of order (time going backwards)"
         parts = []
         if tally.gaps:
-            what = (
-                f"time gaps above {1 + GAP_TOLERANCE:g} sample periods"
-                if self.rate
-                else f"time jumps above {_seconds(self.jump_tolerance_s())}"
-            )
+            if self._max_gap is not None:
+                what = f"time gaps above max_gap {_seconds(self._max_gap)}"
+            elif self.rate:
+                what = f"time gaps above {1 + GAP_TOLERANCE:g} sample periods"
+            else:
+                what = f"time jumps above {_seconds(self.jump_tolerance_s())}"
             largest = _seconds(tally.largest_gap_s)
             parts.append(f"{what} in {_places(tally.gaps)}; largest {largest}")
         if tally.seq_breaks:

@@ -26,3 +26,4 @@ class TaskData:
     train_rows: np.ndarray  # distinct training samples (rows, channels), for channel statistics
     test_description: str
     labels: list[str] | None = None
+    notes: list[str] = field(default_factory=list)  # what reading the data found (gaps, steps)
