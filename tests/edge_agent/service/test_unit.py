@@ -86,6 +86,16 @@ def test_unit_leaves_proc_cpuinfo_to_the_interpreter() -> None:
     assert "ProcSubset" not in {key.strip() for key, _ in settings if not key.startswith("#")}
 
 
+def test_credentials_drop_in_loads_only_the_password_as_shipped() -> None:
+    """Test that the credentials drop-in, copied as it is, names only the broker password: the
+    TLS client key line is commented out, since a missing file stops the start
+    ("Failed to set up credentials", 243/CREDENTIALS, seen under systemd 252)."""
+    lines = (REPO_ROOT / "systemd/credentials.conf").read_text().splitlines()
+    loaded = [line for line in lines if line.startswith("LoadCredential=")]
+    assert loaded == ["LoadCredential=mqtt-password:/etc/edge-agent/secrets/mqtt-password"]
+    assert "#LoadCredential=mqtt-tls-key:/etc/edge-agent/secrets/client.key" in lines
+
+
 def test_reload_needs_only_the_shell() -> None:
     """Test that ExecReload= sends SIGHUP with the shell's built-in kill: /bin/kill comes from
     procps, which a minimal Debian lacks, and there `systemctl reload` failed (status=203/EXEC)."""
