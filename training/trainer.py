@@ -15,7 +15,7 @@ import numpy as np
 
 import edge_agent
 from edge_agent.bundle import MANIFEST_FILE, MODEL_FILE, Bundle, sha256_hex
-from edge_agent.frontend.steps import Standardize, Step, run_steps
+from edge_agent.frontend.steps import Standardize, Step, as_samples, compile_steps
 from edge_agent.manifest import (
     SCHEMA_VERSION,
     AnomalyOutput,
@@ -59,9 +59,8 @@ class TrainOutcome:
 
 def _features(steps: list[Step], windows: np.ndarray, rate: float | None) -> np.ndarray:
     """Front end per window in float64, exactly as FeaturePipeline runs it before its final cast."""
-    return np.stack(
-        [run_steps(steps, np.ascontiguousarray(w, dtype=np.float64), rate) for w in windows]
-    )
+    run = compile_steps(steps, rate)
+    return np.stack([run(as_samples(w)) for w in windows])
 
 
 def _fit_steps(config: TrainConfig, data: TaskData, log: Log) -> tuple[list[Step], dict]:

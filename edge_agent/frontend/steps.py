@@ -193,6 +193,14 @@ def run_steps(steps: list[Step], x: np.ndarray, sample_rate_hz: float | None) ->
     return compile_steps(steps, sample_rate_hz)(x)
 
 
+def as_samples(window: np.ndarray) -> np.ndarray:
+    """The one dtype rule for samples entering the front end, in training, `evaluate` and the
+    agent alike: rounded to float32 (what training stores and a sensor carries), then computed
+    in float64. A CSV's text or a JSON number may hold more digits than float32; without this,
+    the agent's features would differ from training's in the last bits."""
+    return np.asarray(window, dtype=np.float32).astype(np.float64)
+
+
 class FeaturePipeline:
     """Turns one window (time, channels) into the float32 model input, identically on both sides."""
 
@@ -202,8 +210,7 @@ class FeaturePipeline:
         self._run = compile_steps(self.steps, sample_rate_hz)
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(window, dtype=np.float64)
-        return self._run(x).astype(np.float32)
+        return self._run(as_samples(window)).astype(np.float32)
 
     def batch(self, windows: np.ndarray) -> np.ndarray:
         """Apply to each window in turn (not vectorised, so results equal the streaming path's)."""

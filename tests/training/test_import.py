@@ -131,7 +131,8 @@ class Bare:
         self.mean, self.std = mean, std
 
     def features(self, window: np.ndarray) -> np.ndarray:
-        return ((window - self.mean) / self.std).reshape(-1).astype(np.float32)
+        samples = window.astype(np.float32).astype(np.float64)  # the documented dtype rule
+        return ((samples - self.mean) / self.std).reshape(-1).astype(np.float32)
 
     def run(self, features: np.ndarray) -> np.ndarray:
         scale, zero = self.input["quantization"]
