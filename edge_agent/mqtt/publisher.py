@@ -406,8 +406,8 @@ class MqttPublisher:
 
     # ---- paho callbacks (network thread, behind the boundary) --------------------------
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        self.first_attempt.set()
         if reason.is_failure:
+            self.first_attempt.set()
             self.counters["connect_refused"] += 1
             self.recovery.confirmed()
             log.warning("broker refused connection", extra={"reason": str(reason)})
@@ -431,6 +431,7 @@ class MqttPublisher:
         self.counters["connects"] += 1
         self._report_failure.connected()
         self.connected_event.set()
+        self.first_attempt.set()  # after _connected: READY's STATUS= line says "connected"
         log.info("connected to broker", extra={"backlog_up_to": boundary})
 
     def _attempt_failed(self) -> None:

@@ -298,3 +298,24 @@ def test_unrecoverable_broker_connection_stops_the_pings(
     finally:
         agent.stop_event.set()
         thread.join(20)
+
+
+def test_ready_status_says_connected_when_the_broker_is_up(
+    manager: ServiceManager, broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Test five starts against a running broker: READY's STATUS= line says "broker connected"
+    every time (it was once computed before the connection was marked, and said "unreachable"
+    for a whole status interval)."""
+    for attempt in range(5):
+        since = time.monotonic()
+        (tmp_path / str(attempt)).mkdir()
+        agent = _in_process_agent(tmp_path / str(attempt), manager, monkeypatch, SIMULATOR, broker)
+        thread = agent_thread(agent)
+        try:
+            assert manager.wait_for("READY", since=since, timeout=30)
+            with manager.arrived:
+                ready = next(m for t, m in manager.messages if t >= since and m.get("READY"))
+            assert "broker connected" in ready["STATUS"], (attempt, ready)
+        finally:
+            agent.stop_event.set()
+            thread.join(20)
