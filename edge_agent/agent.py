@@ -143,7 +143,7 @@ def _from_store(store: ModelStore, configured: Path, trusted: TrustedKeys | None
     seeds the store the first time, and is installed over it when its version is newer, so a
     reboot neither reverts an update nor ignores an operator's newer bundle."""
     from edge_agent.bundle import read_bundle
-    from edge_agent.updates.store import version_key
+    from edge_agent.manifest import version_key
 
     manifest = read_bundle(configured, trusted).manifest
     name = manifest.name

@@ -31,6 +31,11 @@ SemVer = Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
+def version_key(version: SemVer) -> tuple[int, ...]:
+    """MAJOR.MINOR.PATCH as numbers, so that 1.10.0 sorts after 1.9.0."""
+    return tuple(int(part) for part in version.split("."))
+
+
 class ChannelReference(StrictModel):
     """One channel's raw samples in the training data: what the device's input health checks
     compare against (drift, stuck sensor, out of range, saturation)."""

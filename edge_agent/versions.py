@@ -12,16 +12,12 @@ import os
 from pathlib import Path
 
 from edge_agent.errors import BundleError, ConfigError
-from edge_agent.manifest import Manifest
+from edge_agent.manifest import Manifest, version_key
 from edge_agent.paths import state_dir
 
 
 def default_path() -> Path:
     return state_dir() / "models" / "accepted.json"
-
-
-def _key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
 
 
 class AcceptedVersions:
@@ -39,7 +35,7 @@ class AcceptedVersions:
         seen = self.accepted.get(manifest.name)
         if seen is None:
             return
-        new, old = _key(manifest.version), _key(seen["version"])
+        new, old = version_key(manifest.version), version_key(seen["version"])
         if new < old or (new == old and manifest.model_sha256 != seen["sha256"]):
             raise BundleError(
                 f"{where}: {manifest.name} {manifest.version} does not go past the accepted "
@@ -52,7 +48,7 @@ class AcceptedVersions:
         for manifest in manifests:
             entry = {"version": manifest.version, "sha256": manifest.model_sha256}
             seen = self.accepted.get(manifest.name)
-            if seen is None or _key(manifest.version) > _key(seen["version"]):
+            if seen is None or version_key(manifest.version) > version_key(seen["version"]):
                 self.accepted[manifest.name] = entry
                 changed = True
         if not changed:

@@ -24,24 +24,12 @@ def _resolve(config: AgentConfig, base: Path) -> AgentConfig:
         }
         return section.model_copy(update=update) if update else section
 
-    security = config.security.model_copy(
-        update={
-            "trusted_keys": [absolute(p) for p in config.security.trusted_keys],
-            "versions_file": config.security.versions_file
-            and absolute(config.security.versions_file),
-        }
-    )
-    updates = config.updates.model_copy(
-        update={
-            key: absolute(value)
-            for key in ("store_dir", "watch_dir")
-            if (value := getattr(config.updates, key)) is not None
-        }
-    )
+    security = resolved(config.security, ("versions_file",))
+    keys = [absolute(p) for p in security.trusted_keys]
     return config.model_copy(
         update={
-            "security": security,
-            "updates": updates,
+            "security": security.model_copy(update={"trusted_keys": keys}),
+            "updates": resolved(config.updates, ("store_dir", "watch_dir")),
             "models": [resolved(m, ("bundle",)) for m in config.models],
             "sources": [resolved(s, ("path",)) for s in config.sources],
             "sinks": [resolved(s, ("path", "spool_dir")) for s in config.sinks],

@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 from edge_agent.bundle import MANIFEST_FILE, MODEL_FILE, read_bundle
 from edge_agent.errors import EdgeError
 from edge_agent.events import DeploymentEvent, ModelRef
+from edge_agent.manifest import version_key
 from edge_agent.pipeline import ModelPipeline
 from edge_agent.runtime.model import ModelRunner, load_model
 from edge_agent.updates.fetch import fetch
 from edge_agent.updates.shadow import Tap, compare
-from edge_agent.updates.store import ModelStore, default_root, version_key
+from edge_agent.updates.store import ModelStore, default_root
 
 if TYPE_CHECKING:
     from edge_agent.agent import Agent
