@@ -61,14 +61,18 @@ Reply = dict[str, Any]
 Queued = tuple[float, SampleBlock]  # (time.perf_counter() when the block arrived, the block)
 
 
-def build_pipelines(config: AgentConfig, record: bool = True) -> list[ModelPipeline]:
+def build_pipelines(
+    config: AgentConfig, record: bool = True, trusted: TrustedKeys | None = None
+) -> list[ModelPipeline]:
     """Load and verify every bundle (signatures and anti-rollback when trusted keys are
     configured); any failure raises before anything is replaced. `record`: remember the
-    versions as accepted (not for a dry run such as check-config)."""
-    trusted, versions = _trust(config)
+    versions as accepted and use the update store (not for a dry run such as check-config).
+    `trusted`: the config's keys when the caller has loaded them already."""
+    trusted = trusted or trusted_keys(config)
     store = _store(config) if record else None  # a dry run reads the configured bundles
-    if store is not None:
-        versions = None  # with a store, anti-rollback is judged against its current version
+    # with updates on, anti-rollback is judged against the store's current version instead
+    enforce = trusted is not None and not config.updates.enabled
+    versions = _accepted_versions(config) if enforce else None
     pipelines = []
     for binding in config.models:
         bundle = binding.bundle if store is None else _from_store(store, binding.bundle, trusted)
@@ -155,18 +159,20 @@ def _from_store(store: ModelStore, configured: Path, trusted: TrustedKeys | None
     return store.path(name, current)
 
 
-def _trust(config: AgentConfig) -> tuple[TrustedKeys | None, AcceptedVersions | None]:
-    """The keys bundles must be signed by and the anti-rollback record; (None, None) when the
-    config trusts no key (signing not enforced, said once in the log)."""
-    security = config.security
-    if not security.trusted_keys:
-        return None, None
+def trusted_keys(config: AgentConfig) -> TrustedKeys | None:
+    """The keys bundles must be signed by; None when the config trusts no key (signing not
+    enforced, said once in the log)."""
+    if not config.security.trusted_keys:
+        return None
     from edge_agent.signing import TrustedKeys
+
+    return TrustedKeys.load(config.security.trusted_keys)
+
+
+def _accepted_versions(config: AgentConfig) -> AcceptedVersions:
     from edge_agent.versions import AcceptedVersions, default_path
 
-    return TrustedKeys.load(security.trusted_keys), AcceptedVersions(
-        security.versions_file or default_path()
-    )
+    return AcceptedVersions(config.security.versions_file or default_path())
 
 
 def check_sinks(config: AgentConfig) -> list[str]:
@@ -232,8 +238,8 @@ class Agent:
         self.started_at = time.time()
         self.counters: Counter[str] = Counter()
         self.health = Health()
-        self.pipelines = build_pipelines(config)
-        self.trusted = _trust(config)[0]
+        self.trusted = trusted_keys(config)
+        self.pipelines = build_pipelines(config, trusted=self.trusted)
         self.updates = None
         if config.updates.enabled:
             from edge_agent.updates.manager import UpdateManager
@@ -586,7 +592,8 @@ class Agent:
         try:
             config = load_agent_config(path)
             check_sinks(config)
-            pipelines = build_pipelines(config)
+            trusted = trusted_keys(config)
+            pipelines = build_pipelines(config, trusted=trusted)
             limiter = RateLimiter(config.log.repeat_interval_s)
             sources = _build_sources(config, pipelines, limiter)
         except EdgeError as exc:
@@ -607,7 +614,7 @@ class Agent:
         if self.updates is not None:
             self.updates.cancel_all("a config reload replaced the running models")
         self.pipelines = pipelines
-        self.trusted = _trust(config)[0]
+        self.trusted = trusted
         self.queue_wait_ms = {source.id: Histogram() for source in config.sources}
         if config.metrics != self.config.metrics:
             log.warning("[metrics] changes take effect at the next start")

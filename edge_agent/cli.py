@@ -33,7 +33,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
     config = load_agent_config(args.config)
     endpoints = check_metrics(config)
-    pipelines = build_pipelines(config)
+    pipelines = build_pipelines(config, record=False)  # a dry run: no state written
     writable = check_sinks(config)
     print(f"{args.config}: ok, device '{config.device_id}'")
     for pipeline in pipelines:

@@ -222,3 +222,26 @@ def test_a_refused_bundle_at_reload_leaves_the_running_model_serving(
     assert agent.pipelines[0] is running and running.runner.bundle.signed_by is not None
     assert agent.counters["reload_failures"] == 1
     agent.shutdown()
+
+
+@pytest.mark.parametrize("updates", [False, True])
+def test_check_config_is_a_dry_run(tmp_path: Path, keys: dict[str, Path], updates: bool) -> None:
+    """Test that `check-config` verifies a signed bundle but writes no state: no accepted
+    versions file and (with updates on) no model store."""
+    bundle = signed_copy(tmp_path, keys["good"], "b")
+    store = f'[updates]\nenabled = true\nstore_dir = "{tmp_path / "store"}"\n' if updates else ""
+    config = agent_config(
+        tmp_path,
+        "dev",
+        '[[sources]]\nkind = "simulator"\nid = "m"',
+        [("vibration-fault", "m")],
+        extra=f'[security]\ntrusted_keys = ["{keys["good.pub"]}"]\n'
+        f'versions_file = "{tmp_path / "accepted.json"}"\n{store}',
+    )
+    config.write_text(
+        config.read_text().replace(str(REPO_ROOT / "models/vibration-fault"), str(bundle))
+    )
+    result = run_cli("check-config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "accepted.json").exists()
+    assert not (tmp_path / "store").exists()
