@@ -269,25 +269,25 @@ class MqttPublisher:
         if isinstance(event, Result):
             self.spool.put(self.topics.result(event.model.id), payload, 1, False, PRIORITY_ROUTINE)
             self.spool.set_sequence(event.model.id, event.seq)
-        elif isinstance(event, AlarmEvent):
+        else:  # a change of state: retained, urgent, and an event beside it
+            state, change = self._state_topics(event)
             self._urgent_waiting = True
-            self.spool.put(self.topics.alarm(event.model.id), payload, 1, True, PRIORITY_ALARM)
-            self.spool.put(
-                self.topics.alarm_event(event.model.id), payload, 1, False, PRIORITY_ALARM
-            )
-        elif isinstance(event, DeploymentEvent):
-            self._urgent_waiting = True
-            model = event.model_id
-            self.spool.put(self.topics.deployment(model), payload, 1, True, PRIORITY_ALARM)
-            self.spool.put(self.topics.deployment_event(model), payload, 1, False, PRIORITY_ALARM)
-        elif isinstance(event, InputHealthEvent):
-            self._urgent_waiting = True
-            model = event.model.id
-            self.spool.put(self.topics.input_health(model), payload, 1, True, PRIORITY_ALARM)
-            if event.change is not None:
-                self.spool.put(
-                    self.topics.input_health_event(model), payload, 1, False, PRIORITY_ALARM
-                )
+            self.spool.put(state, payload, 1, True, PRIORITY_ALARM)
+            if change is not None:
+                self.spool.put(change, payload, 1, False, PRIORITY_ALARM)
+
+    def _state_topics(self, event: Event) -> tuple[str, str | None]:
+        """The retained state topic of an alarm, input health or deployment step, and its event
+        topic (none for the input health snapshot a model publishes when its checks start)."""
+        topics = self.topics
+        if isinstance(event, AlarmEvent):
+            return topics.alarm(event.model.id), topics.alarm_event(event.model.id)
+        if isinstance(event, DeploymentEvent):
+            return topics.deployment(event.model_id), topics.deployment_event(event.model_id)
+        assert isinstance(event, InputHealthEvent)
+        model = event.model.id
+        change = None if event.change is None else topics.input_health_event(model)
+        return topics.input_health(model), change
 
     def flush(self) -> None:
         """Commit (and offer to the broker) what was emitted: every batch, or at most every
