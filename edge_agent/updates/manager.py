@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge_agent.bundle import MANIFEST_FILE, MODEL_FILE, read_bundle
 from edge_agent.errors import EdgeError
-from edge_agent.events import DeploymentEvent, ModelRef
+from edge_agent.events import DeploymentEvent
 from edge_agent.manifest import version_key
 from edge_agent.pipeline import ModelPipeline
 from edge_agent.runtime.model import ModelRunner, load_model
@@ -194,7 +194,7 @@ class UpdateManager:
                     job,
                     "rolled_back",
                     reason=f"shadow decision agreement {agreement:.3f} < "
-                    f"{self.config.min_agreement:g}; {self._running(job)} keeps serving",
+                    f"{self.config.min_agreement:g}; {self._running(job.model_id)} keeps serving",
                 )
                 self._finish(job, {"ok": False, "error": "shadow bar missed", **job.agreement})
             elif self.config.approval == "manual":
@@ -214,19 +214,11 @@ class UpdateManager:
         assert live is not None and candidate is not None
         self._detach(job)
         manifest = candidate.runner.manifest
-        candidate.ref = ModelRef(
-            job.model_id, manifest.name, manifest.version, manifest.model_sha256
-        )
-        candidate.seq, candidate.results = live.seq, live.results
-        candidate.alarm = live.alarm  # the alarm's state belongs to the binding, not the model
-        candidate.monitor = live.monitor
-        candidate.sinks = [self.agent.fanout]
         previous = live.runner.manifest.version
-        self.agent.pipelines[self.agent.pipelines.index(live)] = candidate
+        self._take_over(live, candidate)
         self.store.switch(manifest.name, manifest.version, previous)
         swap_ms = round((time.perf_counter() - started) * 1000.0, 3)  # the pointer's fsyncs too
         self._publish(job, "promoted", reason=f"replaces {previous}", swap_ms=swap_ms)
-        self.agent.models_changed()
         log.info("model promoted", extra={"model": job.model_id, "version": manifest.version})
         reply = {
             "ok": True,
@@ -256,25 +248,22 @@ class UpdateManager:
             return {"ok": False, "error": str(exc)}
         if not _same_windows(live, runner):
             return {"ok": False, "error": f"{previous} cuts other windows; roll back by config"}
-        replacement = _beside(live, runner, [self.agent.fanout])
+        replacement = _beside(live, runner, [])
         replacement.windower = live.windower  # continues the stream where it is
-        replacement.seq, replacement.results = live.seq, live.results
-        replacement.alarm, replacement.monitor = live.alarm, live.monitor
-        self.agent.pipelines[self.agent.pipelines.index(live)] = replacement
+        self._take_over(live, replacement)
         self.store.switch(name, previous, current)
-        event = DeploymentEvent(
-            self.agent.config.device_id,
-            model_id,
-            "rolled_back",
-            previous,
-            previous,
-            f"rollback command: {current} -> {previous}",
-            ts=time.time(),
-        )
-        self.agent.fanout.emit(event)
-        self.agent.models_changed()
+        self._step(model_id, "rolled_back", previous, f"rollback command: {current} -> {previous}")
         log.warning("model rolled back", extra={"model": model_id, "to": previous})
         return {"ok": True, "state": "rolled_back", "version": previous, "was": current}
+
+    def _take_over(self, live: ModelPipeline, replacement: ModelPipeline) -> None:
+        """Between blocks: `replacement` serves the binding from now on, continuing its sequence
+        numbers and alarm state (they belong to the binding, not the model) and input checks."""
+        replacement.seq, replacement.results = live.seq, live.results
+        replacement.alarm, replacement.monitor = live.alarm, live.monitor
+        replacement.sinks = [self.agent.fanout]
+        self.agent.pipelines[self.agent.pipelines.index(live)] = replacement
+        self.agent.models_changed()
 
     # ---- the watched folder -----------------------------------------------------------------
     def _watch(self, folder: Path) -> None:
@@ -308,8 +297,8 @@ class UpdateManager:
     def _live(self, model_id: str) -> ModelPipeline | None:
         return next((p for p in self.agent.pipelines if p.ref.id == model_id), None)
 
-    def _running(self, job: Job) -> str:
-        live = self._live(job.model_id)
+    def _running(self, model_id: str) -> str:
+        live = self._live(model_id)
         return live.runner.manifest.version if live is not None else "?"
 
     def _detach(self, job: Job) -> None:
@@ -336,20 +325,33 @@ class UpdateManager:
         steps_with_agreement = ("shadowing", "awaiting_approval", "promoted", "rolled_back")
         if job.agreement is not None and state in steps_with_agreement:
             details["agreement"] = job.agreement
+        version = job.version if at_step is None else at_step[0]
+        self._step(job.model_id, state, version, reason, ts, **details)
+        extra = {"model": job.model_id, "version": version, "reason": reason}
+        log.info(f"update {state}", extra=extra)
+
+    def _step(
+        self,
+        model_id: str,
+        state: str,
+        version: str | None,
+        reason: str,
+        ts: float | None = None,
+        **details: Any,
+    ) -> None:
+        """Publish one step (retained and as an event) at once."""
         event = DeploymentEvent(
             self.agent.config.device_id,
-            job.model_id,
+            model_id,
             state,
-            job.version if at_step is None else at_step[0],
-            self._running(job),
+            version,
+            self._running(model_id),
             reason,
             details,
             time.time() if ts is None else ts,
         )
         self.agent.fanout.emit(event)
         self.agent.fanout.flush()
-        extra = {"model": job.model_id, "version": job.version, "reason": reason}
-        log.info(f"update {state}", extra=extra)
 
     def _publish_later(self, job: Job, state: str, reason: str = "", **details: Any) -> None:
         """From the worker thread: published by the main thread, stamped with the step's time."""
