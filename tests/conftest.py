@@ -206,6 +206,38 @@ def tiny_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return bundles
 
 
+@pytest.fixture
+def key(tmp_path: Path) -> tuple[Path, Path]:
+    """A signing key pair made for this test: (private, public)."""
+    from edge_agent.signing import generate
+
+    private, public, _ = generate(tmp_path / "keys", "ci")
+    return private, public
+
+
+def signed_bundle(path: Path, key: Path, source: str = "vibration-fault", **changes) -> Path:
+    """A copy of a reference bundle at `path`, its manifest changed first (`output__labels`
+    sets a nested key), then signed with `key`."""
+    import json
+    import shutil
+
+    from edge_agent.bundle import MANIFEST_FILE
+    from edge_agent.signing import sign
+
+    shutil.copytree(REPO_ROOT / "models" / source, path)
+    if changes:
+        data = json.loads((path / MANIFEST_FILE).read_text())
+        for dotted, value in changes.items():
+            *parents, last = dotted.split("__")
+            target = data
+            for part in parents:
+                target = target[part]
+            target[last] = value
+        (path / MANIFEST_FILE).write_text(json.dumps(data, indent=1))
+    sign(path, key)
+    return path
+
+
 def free_port() -> int:
     import socket
 
@@ -435,11 +467,14 @@ def start_agent(
     )
 
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run `edge-agent *args` to completion, its output captured as text."""
+def run_cli(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `edge-agent *args` to completion (in `env` if given), its output captured as text."""
     return subprocess.run(
         [sys.executable, "-m", "edge_agent.cli", *args],
         cwd=REPO_ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,

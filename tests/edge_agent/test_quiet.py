@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 from edge_agent.quiet import _noise
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_cli
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     """`edge-agent *args` as a real process without TF_CPP_MIN_LOG_LEVEL in its environment."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    return subprocess.run(
-        [sys.executable, "-m", "edge_agent.cli", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(*args, env=env)
 
 
 def test_litert_and_tensorflow_backends_print_nothing_on_stderr() -> None:

@@ -17,8 +17,8 @@ from edge_agent.config import load_agent_config
 from edge_agent.errors import BundleError
 from edge_agent.runtime import model as model_module
 from edge_agent.runtime.model import load_model
-from edge_agent.signing import SIGNATURE_FILE, TrustedKeys, generate, sign
-from tests.conftest import REPO_ROOT, agent_config, run_cli
+from edge_agent.signing import SIGNATURE_FILE, TrustedKeys, generate
+from tests.conftest import REPO_ROOT, agent_config, run_cli, signed_bundle
 
 
 @pytest.fixture
@@ -38,14 +38,7 @@ def signed_copy(
     source: str = "vibration-fault",
     **manifest_changes,
 ) -> Path:
-    bundle = tmp_path / folder
-    shutil.copytree(REPO_ROOT / "models" / source, bundle)
-    if manifest_changes:
-        data = json.loads((bundle / MANIFEST_FILE).read_text())
-        data.update(manifest_changes)
-        (bundle / MANIFEST_FILE).write_text(json.dumps(data, indent=1))
-    sign(bundle, key)
-    return bundle
+    return signed_bundle(tmp_path / folder, key, source, **manifest_changes)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ each on live simulator traffic with its own model store."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +13,6 @@ import pytest
 from edge_agent.agent import Agent
 from edge_agent.bundle import MANIFEST_FILE
 from edge_agent.config import load_agent_config
-from edge_agent.signing import generate, sign
 from tests.conftest import (
     REPO_ROOT,
     Broker,
@@ -22,6 +20,7 @@ from tests.conftest import (
     agent_config,
     agent_thread,
     free_port,
+    signed_bundle,
     wait_until,
 )
 from training.cli import main
@@ -31,25 +30,9 @@ MODEL = "vibration-fault"
 DEVICES = ["line-1", "line-2", "line-3"]
 
 
-@pytest.fixture
-def key(tmp_path: Path) -> tuple[Path, Path]:
-    private, public, _ = generate(tmp_path / "keys", "ci")
-    return private, public
-
-
 def bundle(tmp_path: Path, key: Path, folder: str, **changes) -> Path:
-    """A signed copy of the reference classifier with top-level or output manifest changes."""
-    path = tmp_path / "bundles" / folder
-    shutil.copytree(REPO_ROOT / "models" / MODEL, path)
-    data = json.loads((path / MANIFEST_FILE).read_text())
-    for name, value in changes.items():
-        if name.startswith("output__"):
-            data["output"][name.removeprefix("output__")] = value
-        else:
-            data[name] = value
-    (path / MANIFEST_FILE).write_text(json.dumps(data, indent=1))
-    sign(path, key)
-    return path
+    """A signed copy of the reference classifier with manifest changes (version, labels ...)."""
+    return signed_bundle(tmp_path / "bundles" / folder, key, MODEL, **changes)
 
 
 @contextmanager

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from edge_agent.agent import Agent
 from edge_agent.bundle import MANIFEST_FILE
 from edge_agent.config import load_agent_config
 from edge_agent.mqtt.contract import DeploymentPayload
-from edge_agent.signing import generate, sign
 from tests.conftest import (
     REPO_ROOT,
     Broker,
@@ -23,6 +21,7 @@ from tests.conftest import (
     agent_config,
     agent_thread,
     mqtt_client,
+    signed_bundle,
     wait_until,
 )
 
@@ -32,26 +31,9 @@ BASE = f"pdm/{DEVICE}/{MODEL}"
 TERMINAL = {"promoted", "rolled_back", "refused", "awaiting_approval"}
 
 
-@pytest.fixture
-def key(tmp_path: Path) -> tuple[Path, Path]:
-    private, public, _ = generate(tmp_path / "keys", "ci")
-    return private, public
-
-
 def bundle(tmp_path: Path, key: Path, folder: str, **changes) -> Path:
     """A signed copy of the reference classifier with manifest changes (version, labels ...)."""
-    path = tmp_path / "bundles" / folder
-    shutil.copytree(REPO_ROOT / "models" / MODEL, path)
-    data = json.loads((path / MANIFEST_FILE).read_text())
-    for dotted, value in changes.items():
-        target = data
-        *parents, last = dotted.split("__")
-        for part in parents:
-            target = target[part]
-        target[last] = value
-    (path / MANIFEST_FILE).write_text(json.dumps(data, indent=1))
-    sign(path, key)
-    return path
+    return signed_bundle(tmp_path / "bundles" / folder, key, MODEL, **changes)
 
 
 def config(tmp_path: Path, broker: Broker, public: Path, seed: Path, extra: str = "") -> Path:
