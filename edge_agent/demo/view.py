@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 import paho.mqtt.client as mqtt
 
 from edge_agent.mqtt.consumer import ContractError, ResultTracker
@@ -98,8 +99,6 @@ class LiveView:
                 self.alarm_log.append((parsed.model or "", state, payload.since))  # type: ignore[union-attr]
 
     def _on_metrics(self, payload: bytes) -> None:
-        import orjson
-
         try:
             sinks = orjson.loads(payload).get("sinks", {})
         except (orjson.JSONDecodeError, AttributeError):
