@@ -32,13 +32,17 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(_fields(record), default=str).decode()
 
 
+# A value with a newline would split one event over two journal lines, so it is escaped too.
+_LOGFMT_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
+
+
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         parts = []
         for key, value in _fields(record).items():
             text = str(value)
-            if not text or any(c in text for c in ' ="'):
-                text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            if not text or any(c in text for c in ' ="\n\r'):
+                text = '"' + text.translate(_LOGFMT_ESCAPES) + '"'
             parts.append(f"{key}={text}")
         return " ".join(parts)
 

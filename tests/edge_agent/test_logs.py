@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_agent.logs import RateLimiter
+from edge_agent.logs import LogfmtFormatter, RateLimiter
 from tests.conftest import REPO_ROOT, read_jsonl, run_cli, wait_until
 
 
@@ -44,6 +45,7 @@ def test_rate_limiter_with_zero_interval_allows_every_line() -> None:
 PAIR = r'([A-Za-z_][A-Za-z0-9_.]*)=("(?:[^"\\]|\\.)*"|[^\s"=]+)'
 LINE = re.compile(rf"{PAIR}(?: {PAIR})*")
 # The LiteRT native library prints this banner itself, outside Python's logging.
+UNESCAPE = {"n": "\n", "r": "\r"}
 NATIVE_BANNER = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
 
 
@@ -53,7 +55,7 @@ def parse_logfmt(line: str) -> dict[str, str]:
     fields = {}
     for key, value in re.findall(PAIR, line):
         if value.startswith('"'):
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+            value = re.sub(r"\\(.)", lambda m: UNESCAPE.get(m[1], m[1]), value[1:-1])
         assert key not in fields, f"key {key} twice in {line!r}"
         fields[key] = value
     return fields
@@ -65,6 +67,15 @@ def test_parse_logfmt_rejects_what_is_not_logfmt() -> None:
     for bad in ('a=1 b="open', "a=1  b=2", "just words", 'a=x"y', "a=1 b=c=d", "a=1 a=2"):
         with pytest.raises(AssertionError):
             parse_logfmt(bad)
+
+
+def test_logfmt_keeps_a_multiline_value_on_one_line() -> None:
+    """Test that a message with newlines, quotes and backslashes stays one parseable line."""
+    message = 'bad row 3:\r\n  "x" \\ y\nnext'
+    record = logging.makeLogRecord({"msg": message, "levelname": "WARNING", "name": "t"})
+    line = LogfmtFormatter().format(record)
+    assert "\n" not in line and "\r" not in line
+    assert parse_logfmt(line)["msg"] == message
 
 
 def test_agent_logfmt_lines_are_parseable_key_values(tmp_path: Path) -> None:
