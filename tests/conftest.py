@@ -18,6 +18,8 @@ from typing import IO, TYPE_CHECKING
 import numpy as np
 import pytest
 
+from edge_agent.demo.broker import find_mosquitto, free_port  # the demo starts its broker alike
+
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
 
@@ -238,14 +240,6 @@ def signed_bundle(path: Path, key: Path, source: str = "vibration-fault", **chan
     return path
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.02) -> None:
     """Poll an observable condition (not a fixed sleep) until true; fail after `timeout`."""
     import time
@@ -268,15 +262,14 @@ class Broker:
     """A real Mosquitto on a free loopback port, with its own config and log."""
 
     def __init__(self, folder: Path, persistence: bool = False, listeners: str = "") -> None:
-        import shutil
-
         self.folder = folder
         self.port = free_port()
-        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(self.binary).is_file():  # one line, never a fake broker and never a skip
+        binary = find_mosquitto()
+        if binary is None:  # one line, never a fake broker and never a skip
             pytest.fail(
                 "Mosquitto is not installed: `make test` installs it, or apt-get install mosquitto"
             )
+        self.binary = binary
         self.config = folder / "mosquitto.conf"
         import getpass
 
