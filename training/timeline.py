@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_agent.errors import DataError
 from training import metrics
 
 DAY_S = 86400.0
@@ -155,7 +154,7 @@ def anomaly_report(
     keep = timeline.scored[ends]
     window_ends, window_alarm = ends[keep], np.asarray(verdicts, dtype=bool)[keep]
     if not window_ends.size:
-        raise DataError("timeline", "no window ends in the scored part of the data")
+        raise ValueError("no window ends in the scored part of the data")
     labels = timeline.anomalous[window_ends]
     out: dict[str, float] = {"windows": float(window_ends.size)}
     if labels.any() and not labels.all():

@@ -256,6 +256,7 @@ def train(
             sample_rate_hz=data.sample_rate_hz,
             window=config.input.window,
             hop=config.input.hop,
+            max_gap=getattr(config.dataset, "max_gap", None),
             features=steps,
             reference=channel_reference(data),
         ),
