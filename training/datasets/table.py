@@ -205,7 +205,8 @@ def _labelled(
         tags = np.where(inside(recording.times, windows), ANOMALY_TAG, data.normal_label)
     else:
         tags = np.full(len(recording), data.normal_label)
-    samples = np.stack([recording.columns[c] for c in data.channels], axis=1)
+    columns = [recording.columns[c] for c in data.channels]
+    samples = np.stack(columns, axis=1) if columns else np.empty((len(recording), 0))
     return _Labelled(recording, samples, tags, _time_starts(recording, data, rate, breaks))
 
 
@@ -483,9 +484,21 @@ def evaluation_split(
         raise DataError(
             files[0], f"{task} evaluation needs a label column (--label-column) or --labels"
         )
+    breaks = _Breaks()
+    return _test_split(data, _whole_files(data, files, breaks), window, hop, labels, breaks, files)
+
+
+def _whole_files(data: TableData, files: list[Path], breaks: _Breaks) -> list[_Piece]:
+    """Each file as one test piece, scored after its probationary period."""
     recordings = _read_all(data, files)
     rate = _sample_rate(data, recordings)
-    breaks = _Breaks()
     sources = [_labelled(data, r, rate, breaks) for r in recordings]
-    pieces = [_Piece(s, slice(0, len(s)), _probation_cut(data, len(s))) for s in sources]
-    return _test_split(data, pieces, window, hop, labels, breaks, files)
+    return [_Piece(s, slice(0, len(s)), _probation_cut(data, len(s))) for s in sources]
+
+
+def evaluation_timeline(data: TableData) -> Timeline:
+    """The timeline `evaluation_split` scores on, without windows (for `edge-train score`)."""
+    files = expand_files(data.train, "data")
+    if data.label_column is None and data.label_windows is None:
+        raise DataError(files[0], "scoring needs a label column (--label-column) or --labels")
+    return Timeline.join([_piece_timeline(data, p) for p in _whole_files(data, files, _Breaks())])
