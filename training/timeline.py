@@ -28,6 +28,9 @@ from training import metrics
 DAY_S = 86400.0
 COUNTS = ("windows", "scored_samples", "unscored_samples", "events", "events_detected")
 COUNTS += ("false_alarm_events",)
+# What training adds to a bundle's metrics beside its window-level figures.
+TIMELINE_FIGURES = ("point_precision", "point_recall", "point_f1", "point_false_alarm_rate")
+TIMELINE_FIGURES += ("events", "events_detected", "false_alarms_per_day")
 
 
 @dataclass(frozen=True)
