@@ -155,3 +155,25 @@ def test_probation_and_label_windows_need_an_anomaly_task(tmp_path: Path) -> Non
         )
     with pytest.raises(ValidationError, match="label_column or label_windows, not both"):
         _config(tmp_path, label_windows="w.json", label_column="state")
+
+
+@pytest.mark.parametrize(
+    ("config", "rows", "events"),
+    [("ambient_temperature.toml", 7267, 2), ("machine_temperature.toml", 22695, 3)],
+)
+def test_nab_example_configs_follow_the_protocol(config: str, rows: int, events: int) -> None:
+    """Test that the shipped NAB configs build from the checkout: training windows only from the
+    first 15 % of the file, every later sample scored, and the labelled windows after the cut
+    (the machine's first one, a planned shutdown, lies inside the probation)."""
+    from tests.conftest import REPO_ROOT
+    from training.config import load_config
+
+    data = build_task_data(load_config(REPO_ROOT / "examples" / "nab" / config)[0])
+    cut = round(rows * 0.15)
+    timeline = data.test.timeline
+    assert len(timeline) == rows and int(np.count_nonzero(timeline.scored)) == rows - cut
+    assert data.test.ends.min() == cut and data.test.ends.max() == rows - 1
+    scored_anomalous = timeline.anomalous & timeline.scored
+    runs = np.count_nonzero(scored_anomalous[1:] & ~scored_anomalous[:-1])
+    assert runs == events
+    assert len(data.train.windows) + len(data.val.windows) < cut
