@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.bundle import read_bundle
 from tests.conftest import read_jsonl, run_cli
 from training.cli import main
 
@@ -75,7 +76,13 @@ def case(request, tmp_path_factory, nab_dir: Path) -> dict:
     )
     done = run_cli("run", "-c", str(agent), timeout=600)
     assert done.returncode == 0, done.stderr
-    return {"config": config, "bundle": bundle, "results": results, "folder": folder}
+    return {
+        "config": config,
+        "bundle": bundle,
+        "results": results,
+        "folder": folder,
+        "recording": recording,
+    }
 
 
 def test_agent_scores_equal_evaluate_bit_for_bit(case: dict, capsys) -> None:
@@ -104,6 +111,8 @@ def test_agent_scores_equal_evaluate_bit_for_bit(case: dict, capsys) -> None:
     cut = unix(rows[0]["end"])
     probation = results[: len(results) - len(rows)]
     assert probation and all(r["window"]["end"] < cut for r in probation)
+    # the gap rule training used travels in the manifest (the replay set none)
+    assert read_bundle(case["bundle"]).manifest.input.max_gap == RECORDINGS[case["recording"]][2]
 
 
 def test_score_on_agent_results_equals_evaluate(case: dict, capsys) -> None:
