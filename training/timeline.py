@@ -19,6 +19,7 @@ The rules (docs/training.md, "Evaluation"):
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,40 +45,38 @@ class Timeline:
     anomalous: np.ndarray  # (n,) bool
     scored: np.ndarray  # (n,) bool: False in the probationary period
     part: np.ndarray  # (n,) int: which recording; verdicts never hold across recordings
-    stamps: np.ndarray | None = None  # (n,) the time column's text as written in the file
+    # Prints a time in the recording's own layout (not kept per row: a long recording's text
+    # would cost more memory than its samples); None: unix seconds or row numbers.
+    formatter: Callable[[float], str] | None = None
     real_time: bool = True
 
     def __post_init__(self) -> None:
         n = len(self.times)
-        others = [self.anomalous, self.scored, self.part]
-        if self.stamps is not None:
-            others.append(self.stamps)
-        if any(len(array) != n for array in others):
+        if any(len(array) != n for array in (self.anomalous, self.scored, self.part)):
             raise ValueError("timeline arrays differ in length")
 
     def __len__(self) -> int:
         return len(self.times)
 
     def stamp(self, index: int) -> str:
-        """A sample's time as the recording writes it (unix seconds or row number otherwise)."""
-        if self.stamps is not None:
-            return str(self.stamps[index])
-        return repr(float(self.times[index]))
+        """A sample's time in the recording's layout (unix seconds or row number otherwise)."""
+        value = float(self.times[index])
+        return self.formatter(value) if self.formatter is not None else repr(value)
 
     @staticmethod
     def join(timelines: list[Timeline]) -> Timeline:
-        """Recordings one after the other; each keeps its own part."""
+        """Recordings one after the other; each keeps its own part (times print in the first
+        recording's layout: one dataset reads all its files alike)."""
         parts, offset = [], 0
         for timeline in timelines:
             parts.append(timeline.part + offset)
             offset += int(timeline.part.max()) + 1 if len(timeline) else 0
-        stamps = [t.stamps for t in timelines]
         return Timeline(
             np.concatenate([t.times for t in timelines]),
             np.concatenate([t.anomalous for t in timelines]),
             np.concatenate([t.scored for t in timelines]),
             np.concatenate(parts),
-            None if any(s is None for s in stamps) else np.concatenate(stamps),  # type: ignore[arg-type]
+            timelines[0].formatter if timelines else None,
             all(t.real_time for t in timelines),
         )
 

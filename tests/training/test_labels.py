@@ -177,3 +177,37 @@ def test_nab_example_configs_follow_the_protocol(config: str, rows: int, events:
     runs = np.count_nonzero(scored_anomalous[1:] & ~scored_anomalous[:-1])
     assert runs == events
     assert len(data.train.windows) + len(data.val.windows) < cut
+
+
+BERLIN_08 = 1709276400.0  # 2024-03-01 08:00:00 in Berlin (UTC+1)
+
+
+@pytest.mark.parametrize(
+    ("layout", "options"),
+    [
+        ("%Y-%m-%dT%H:%M:%S+01:00", {}),
+        ("%d.%m.%Y %H:%M:%S", {"time_format": "%d.%m.%Y %H:%M:%S", "timezone": "Europe/Berlin"}),
+        ("%Y-%m-%d %H:%M:%S", {"timezone": "Europe/Berlin"}),
+        (None, {}),
+    ],
+)
+def test_window_times_print_in_the_recordings_layout(
+    tmp_path: Path, layout: str | None, options: dict
+) -> None:
+    """Test that test windows' times print as the file writes them (offset, strptime layout,
+    local time, unix seconds), without keeping each row's text."""
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    times = [BERLIN_08 + i for i in range(40)]
+    written = [
+        repr(t) if layout is None else datetime.fromtimestamp(t, berlin).strftime(layout)
+        for t in times
+    ]
+    (tmp_path / "rec.csv").write_text(
+        "timestamp,value\n" + "".join(f"{w},{i}\n" for i, w in enumerate(written))
+    )
+    config = _config(tmp_path, test=str(tmp_path / "rec.csv"), **options)
+    timeline = build_task_data(config).test.timeline
+    assert timeline.times.tolist() == times
+    assert [timeline.stamp(i) for i in range(40)] == written

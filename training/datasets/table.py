@@ -13,10 +13,13 @@ trains and calibrates. Labels come from a label column or from labelled windows 
 
 from __future__ import annotations
 
+import csv
 import glob
 import hashlib
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +32,9 @@ from edge_agent.recording import (
     format_seconds,
     read_columns,
     read_recording,
+    sniff_delimiter,
     time_breaks,
+    zone,
 )
 from training.config import TableData
 from training.datasets.base import Split, TaskData
@@ -61,14 +66,8 @@ def _label(files: list[Path]) -> str:
 
 
 def _read(data: TableData, path: Path, text: list[str]) -> Recording:
-    """The channels, the `text` columns and the time column (also as written, for reports)."""
-    time = data.time_source()
     return read_recording(
-        path,
-        data.channels,
-        [*text, *([time] if time else [])],
-        time=time,
-        options=data.read_options(),
+        path, data.channels, text, time=data.time_source(), options=data.read_options()
     )
 
 
@@ -371,15 +370,49 @@ def _test_split(
     )
 
 
+def _time_layout(data: TableData, path: Path) -> Callable[[float], str] | None:
+    """Prints unix seconds the way the file's time column writes them: with `time_format`, or
+    ISO-8601 like its first value (separator; offset or, without one, local to `timezone`);
+    None for unix seconds."""
+    where = zone(data.timezone)
+    layout = data.time_format
+    if layout is not None:
+        return lambda t: datetime.fromtimestamp(t, where).strftime(layout)
+    first = _first_time(data, path)
+    try:
+        float(first)
+        return None
+    except ValueError:
+        pass
+    separator = "T" if "T" in first else " "
+    offset = datetime.fromisoformat(first).tzinfo
+    if offset is None:
+        return lambda t: datetime.fromtimestamp(t, where).replace(tzinfo=None).isoformat(separator)
+    return lambda t: datetime.fromtimestamp(t, offset).isoformat(separator)
+
+
+def _first_time(data: TableData, path: Path) -> str:
+    """The time column's first value as text (the file was read already: it exists)."""
+    column = data.time_source()
+    if path.suffix.lower() == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            first = archive[column][:1]
+        return str(np.datetime_as_string(first)[0] if first.dtype.kind == "M" else first[0])
+    delimiter = data.delimiter or sniff_delimiter(path)
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        header = [name.strip() for name in next(reader)]
+        row = next(row for row in reader if row)
+    return row[header.index(column)].strip()
+
+
 def _piece_timeline(data: TableData, piece: _Piece) -> Timeline:
     recording, rows = piece.source.recording, piece.rows
     n = rows.stop - rows.start
-    stamps = None
+    formatter = None
     if recording.times is not None:
         times = recording.times[rows]
-        time_column = data.time_source()
-        if time_column in recording.columns and recording.columns[time_column].dtype.kind == "U":
-            stamps = recording.columns[time_column][rows]
+        formatter = _time_layout(data, recording.path)
     elif data.sample_rate_hz is not None:
         times = (rows.start + np.arange(n)) / data.sample_rate_hz
     else:
@@ -389,7 +422,7 @@ def _piece_timeline(data: TableData, piece: _Piece) -> Timeline:
         anomalous=piece.source.tags[rows] != data.normal_label,
         scored=np.arange(rows.start, rows.stop) >= piece.scored_from,
         part=np.zeros(n, dtype=np.intp),
-        stamps=stamps,
+        formatter=formatter,
         real_time=recording.times is not None or data.sample_rate_hz is not None,
     )
 
