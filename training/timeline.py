@@ -162,9 +162,9 @@ def anomaly_report(
     if labels.any() and not labels.all():
         out["roc_auc"] = metrics.roc_auc(scores[keep], labels)
     if labels.any():
-        out["window_detection_rate"] = float(window_alarm[labels].mean())
+        out["detection_rate"] = float(window_alarm[labels].mean())
     if not labels.all():
-        out["window_false_alarm_rate"] = float(window_alarm[~labels].mean())
+        out["false_alarm_rate"] = float(window_alarm[~labels].mean())
 
     held = held_verdicts(timeline, ends, verdicts)
     covered = timeline.scored & (held >= 0)

@@ -125,6 +125,12 @@ def test_score_on_agent_results_equals_evaluate(case: dict, capsys) -> None:
     metrics = evaluated["metrics"]
     assert metrics["events"] >= 2 and metrics["scored_samples"] > 5000
     assert {"roc_auc", "point_f1", "false_alarms_per_day", "events_detected"} <= set(metrics)
+    # training measured the same figures on the same split into the bundle's metrics
+    recorded = read_bundle(case["bundle"]).manifest.metrics.values
+    assert {"roc_auc", "false_alarm_rate", "point_f1", "false_alarms_per_day"} <= set(recorded)
+    assert {key: pair.int8_model for key, pair in recorded.items()} == {
+        key: metrics[key] for key in recorded
+    }
     toml = case["config"].read_text()
     data = toml.split('train = "')[1].split('"')[0]
     flags = [

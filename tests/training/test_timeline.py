@@ -48,8 +48,8 @@ def test_point_and_event_figures_by_hand() -> None:
     # windows: labels F F T F F by their last sample
     assert report["windows"] == 5
     assert report["roc_auc"] == 1.0
-    assert report["window_detection_rate"] == 1.0
-    assert report["window_false_alarm_rate"] == 0.5
+    assert report["detection_rate"] == 1.0
+    assert report["false_alarm_rate"] == 0.5
     assert report["events"] == 1 and report["events_detected"] == 1
     # abnormal verdicts outside the event: on sample 4, then on 10 (after a normal one): 2 runs
     assert report["false_alarm_events"] == 2
