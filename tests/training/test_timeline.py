@@ -105,6 +105,9 @@ def test_gap_and_recording_boundaries() -> None:
     gap = _timeline(12, [], 0)
     gap = Timeline(np.r_[gap.times[:6], 1e6 + gap.times[6:]], gap.anomalous, gap.scored, gap.part)
     assert held_verdicts(gap, ends, verdicts).tolist()[6:8] == [1, 1]  # held across the gap
+    # a day of scored data counts samples at the median step: the gap is not observed time
+    days = anomaly_report(gap, ends, np.arange(4.0), verdicts)["scored_days"]
+    assert days == pytest.approx(12 * MINUTE / 86400)
 
 
 def test_locate_matches_repeated_times_in_order() -> None:
