@@ -145,7 +145,11 @@ def _infer(args: argparse.Namespace) -> int:
             time_format=args.time_format,
             timezone=args.timezone,
             sample_rate_hz=rate,
-            max_gap=args.max_gap,
+            # The model's own gap rule unless overridden: the recording's note then says what
+            # the model's windows really do (its windower applies it either way).
+            max_gap=args.max_gap
+            if args.max_gap is not None or args.time != "column"
+            else runner.manifest.input.max_gap,
             channels=args.channels.split(",") if args.channels else None,
         )
     except ValidationError as exc:
@@ -282,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", default="UTC", help="zone of date-times without an offset")
     p.add_argument("--sample-rate", type=float, help="samples/s when the file has no time column")
     p.add_argument(
-        "--max-gap", type=float, help="seconds: shorter time steps are bridged, longer ones split"
+        "--max-gap",
+        type=float,
+        help="seconds: shorter time steps are bridged, longer ones split (default: the model's)",
     )
     p.add_argument("--channels", help="comma-separated columns (default: the model's channels)")
     p.add_argument("--device", default="local")

@@ -48,7 +48,8 @@ def summary_lines(runner: ModelRunner, golden_error: float) -> list[str]:
         f"{manifest.name} {manifest.version}  task={manifest.task}  created {manifest.created_at}",
         f"  {manifest.description}",
         f"  input    {len(spec.channels)} channels {spec.channels} at {rate}, "
-        f"window {spec.window}, hop {spec.hop}",
+        f"window {spec.window}, hop {spec.hop}"
+        + (f", max_gap {spec.max_gap:g} s" if spec.max_gap is not None else ""),
         f"  features {' -> '.join(step.op for step in spec.features) or '(raw window)'}",
     ]
     if manifest.task == "classification":

@@ -64,6 +64,13 @@ class InputSpec(StrictModel):
     )
     window: int = Field(ge=1, description="Samples per window.")
     hop: int = Field(ge=1, description="Samples between consecutive window starts.")
+    max_gap: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds: the longest time step training bridged inside a window (its "
+        "dataset's max_gap); the device's windower uses it when the source sets none. Null: "
+        "1.5 sample periods.",
+    )
     features: list[Step] = Field(
         description="Front-end steps from a (window, channels) array to the model input."
     )

@@ -42,7 +42,7 @@ class ModelPipeline:
         self.ref = ModelRef(model_id, manifest.name, manifest.version, manifest.model_sha256)
         spec = manifest.input
         self.windower = Windower(
-            spec.channels, spec.window, spec.hop, spec.sample_rate_hz, channel_map
+            spec.channels, spec.window, spec.hop, spec.sample_rate_hz, channel_map, spec.max_gap
         )
         self.features = spec.pipeline()
         self.alarm_config = alarm

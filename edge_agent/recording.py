@@ -73,7 +73,7 @@ def zone(name: str) -> tzinfo:
         ) from None
 
 
-def _time_parser(column: str, options: ReadOptions) -> Callable[[str], float]:
+def time_parser(column: str, options: ReadOptions) -> Callable[[str], float]:
     """Text -> unix seconds; raises ValueError with the problem in words."""
     where = zone(options.timezone)
     fmt = options.time_format
@@ -163,7 +163,7 @@ def _read_csv(
 ) -> Recording:
     delimiter = options.delimiter or sniff_delimiter(path)
     wanted = [*numeric, *text, *([time] if time else [])]
-    parse_time = _time_parser(time, options) if time else None
+    parse_time = time_parser(time, options) if time else None
     values: dict[str, list] = {name: [] for name in [*numeric, *text]}
     stamps: list[float] = []  # apart from `values`: the time column may also be a channel
     lines: list[int] = []
@@ -251,7 +251,7 @@ def _read_npz(
                 raise DataError(path, f"array '{time}' has a non-finite value at index {bad[0]}")
             times = array.astype(np.float64)
         else:  # date-times as text or datetime64: read like a CSV's
-            parse = _time_parser(time, options)
+            parse = time_parser(time, options)
             texts = np.datetime_as_string(array) if array.dtype.kind == "M" else array.astype(str)
             times = np.empty(len(texts))
             for i, raw in enumerate(texts.tolist()):

@@ -38,6 +38,15 @@ def cmapss_dir() -> Path:
     return directory
 
 
+@pytest.fixture(scope="session")
+def nab_dir() -> Path:
+    """NAB recordings and windows.json: $NAB_DIR, else ../shared/data/nab beside the checkout."""
+    directory = Path(os.environ.get("NAB_DIR", REPO_ROOT.parent / "shared" / "data" / "nab"))
+    if not (directory / "windows.json").is_file():
+        pytest.fail(f"NAB recordings not found in {directory}; set NAB_DIR")
+    return directory
+
+
 def write_labelled_csv(path: Path, seed: int, seconds_per_label: float = 4.0) -> Path:
     """Two machine states differing in their dominant tone: 3 channels at 1 kHz plus ts, label."""
     rng = np.random.default_rng(seed)

@@ -139,6 +139,44 @@ def _sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _table(args: argparse.Namespace, channels: list[str], manifest=None):
+    """How to read `--data` (a recording) and its labels, from the command line; the model's
+    sample rate and max_gap when a bundle is given, so its clock breaks where the model's do.
+    Without channels (scoring) no channel is read."""
+    from pydantic import ValidationError
+
+    from edge_agent.errors import ConfigError
+    from edge_agent.recording import column_names
+    from edge_agent.schema import describe_validation_error
+    from training.config import TableData
+
+    path = Path(args.data)
+    time_column = args.time_column
+    if time_column not in column_names(path, args.delimiter):
+        time_column = None  # rows in order, as the replay source takes them
+    spec = manifest.input if manifest is not None else None
+    try:
+        table = TableData(
+            kind="table",
+            train=[path],
+            channels=channels or ["unread"],
+            delimiter=args.delimiter,
+            time_column=time_column,
+            time_format=args.time_format,
+            timezone=args.timezone,
+            sample_rate_hz=spec.sample_rate_hz if spec is not None else None,
+            max_gap=spec.max_gap if spec is not None and time_column else None,
+            label_column=args.label_column,
+            label_windows=Path(args.labels) if args.labels else None,
+            normal_label=args.normal_label,
+            probation=args.probation,
+        )
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, "edge-train")) from None
+    # Scoring reads no channel: the key is required in a config, so it is dropped after checks.
+    return table if channels else table.model_copy(update={"channels": []})
+
+
 def _evaluation_data(args: argparse.Namespace, manifest):
     """Test windows from a training config's dataset or from a CSV/NPZ recording."""
     path = Path(args.data)
@@ -151,14 +189,11 @@ def _evaluation_data(args: argparse.Namespace, manifest):
     from training.datasets.table import evaluation_split
 
     return evaluation_split(
-        path,
+        _table(args, list(manifest.input.channels), manifest),
         manifest.task,
-        list(manifest.input.channels),
         manifest.input.window,
         manifest.input.hop,
         labels=getattr(manifest.output, "labels", None),
-        label_column=args.label_column,
-        normal_label=args.normal_label,
         unit_column=args.unit_column,
         rul_column=args.rul_column,
     )
@@ -167,52 +202,166 @@ def _evaluation_data(args: argparse.Namespace, manifest):
 def _evaluate(args: argparse.Namespace) -> int:
     from edge_agent.runtime import load_model
     from training.evaluation import evaluate
+    from training.timeline import anomaly_report
 
     runner = load_model(args.bundle, backend=args.backend)
     manifest = runner.manifest
     split = _evaluation_data(args, manifest)
     inputs = manifest.input.pipeline().batch(split.windows)
     outputs = runner.predict_many(inputs)
+    threshold = getattr(manifest.output, "threshold", None)
     result = evaluate(
         manifest.task,
         inputs,
         outputs,
         split.targets,
         labels=getattr(manifest.output, "labels", None),
-        threshold=getattr(manifest.output, "threshold", None),
+        threshold=threshold,
         tags=split.tags or None,
     )
+    values = result.values
+    if manifest.task == "anomaly" and split.timeline is not None:
+        # The verdict the agent publishes (edge_agent.postprocess.interpret): score > threshold.
+        verdicts = result.predictions > threshold
+        values = anomaly_report(split.timeline, split.ends, result.predictions, verdicts)
     if args.predictions:
         _write_predictions(Path(args.predictions), manifest, split, result.predictions)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "bundle": str(args.bundle),
-                    "backend": runner.backend,
-                    "examples": len(inputs),
-                    "metrics": result.values,
-                    "tables": result.tables,
-                },
-                indent=1,
-            )
-        )
-    else:
-        print(f"{manifest.name} {manifest.version} on {runner.backend}, {len(inputs)} windows")
-        for key, value in result.values.items():
-            print(f"  {key:18s} {value:.4f}")
+    what = f"{manifest.name} {manifest.version} on {runner.backend}, {len(inputs)} windows"
+    _print_report(
+        args,
+        what,
+        values,
+        tables=result.tables,
+        extra={
+            "bundle": str(args.bundle),
+            "backend": runner.backend,
+            "examples": len(inputs),
+        },
+    )
     return 0
 
 
+def _print_report(
+    args: argparse.Namespace, what: str, values: dict, tables: dict, extra: dict
+) -> None:
+    from training.timeline import COUNTS
+
+    if args.json:
+        print(json.dumps({**extra, "metrics": values, "tables": tables}, indent=1))
+        return
+    print(what)
+    for key, value in values.items():
+        shown = f"{value:.0f}" if key in COUNTS else f"{value:.4f}"
+        print(f"  {key:24s} {shown}")
+
+
 def _write_predictions(path: Path, manifest, split, predictions: np.ndarray) -> None:
+    """One row per window; with a timeline, its first and last sample's time as written in the
+    recording, and for anomaly models the score, threshold, verdict and label (0/1, by the last
+    sample). Scores are written with repr: the exact float, for comparing with the agent's."""
     labels = getattr(manifest.output, "labels", None)
+    timeline = split.timeline
+    anomaly = manifest.task == "anomaly"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["index", "tag", "target", "prediction"])
+        where = ["start", "end"] if timeline is not None else []
+        if anomaly:
+            writer.writerow(["index", *where, "score", "threshold", "verdict", "label", "tag"])
+        else:
+            writer.writerow(["index", *where, "tag", "target", "prediction"])
+        threshold = getattr(manifest.output, "threshold", None)
         for i, (target, prediction) in enumerate(zip(split.targets, predictions)):
             tag = split.tags[i] if split.tags else ""
+            span = []
+            if timeline is not None:
+                span = [timeline.stamp(int(split.starts[i])), timeline.stamp(int(split.ends[i]))]
+            if anomaly:
+                score = float(prediction)
+                verdict = int(score > threshold)
+                writer.writerow([i, *span, repr(score), repr(threshold), verdict, int(target), tag])
+                continue
             shown = labels[int(prediction)] if labels else f"{float(prediction):.6g}"
-            writer.writerow([i, tag, f"{float(target):g}", shown])
+            writer.writerow([i, *span, tag, f"{float(target):g}", shown])
+
+
+def _score(args: argparse.Namespace) -> int:
+    """The evaluate report from an agent's published results (JSON lines)."""
+    from edge_agent.errors import DataError
+    from training.timeline import anomaly_report
+
+    path = Path(args.results)
+    results = _read_results(path, args.model)
+    data = Path(args.data)
+    if data.suffix == ".toml":
+        from training.config import load_config
+        from training.datasets import build_task_data
+
+        timeline = build_task_data(load_config(data)[0]).test.timeline
+        if timeline is None:
+            raise DataError(data, "score needs a dataset of kind 'table' (a recording)")
+    else:
+        from training.datasets.table import evaluation_timeline
+
+        timeline = evaluation_timeline(_table(args, []))
+    ends = timeline.locate(np.array([r["window"]["end"] for r in results]))
+    matched = ends >= 0
+    if not matched.any():
+        raise DataError(path, f"no result's window end is a sample time of {data}")
+    scores = np.array([float(r["score"]) for r in results])
+    verdicts = np.array([bool(r["is_anomaly"]) for r in results])
+    values = anomaly_report(timeline, ends[matched], scores[matched], verdicts[matched])
+    model = results[0]["model"]
+    unmatched = int(np.count_nonzero(~matched))
+    what = f"{model['name']} {model['version']}: {len(results)} results" + (
+        f" ({unmatched} outside {data}, not scored)" if unmatched else ""
+    )
+    _print_report(
+        args,
+        what,
+        values,
+        tables={},
+        extra={
+            "results": str(path),
+            "model": model,
+            "examples": len(results),
+            "unmatched": unmatched,
+        },
+    )
+    return 0
+
+
+def _read_results(path: Path, model: str | None) -> list[dict]:
+    """The anomaly results of one model in a JSON-lines file, in sequence order."""
+    from edge_agent.errors import DataError
+
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    results: dict[str, list[dict]] = {}
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                raise DataError(path, "not a JSON object", line=number) from None
+            if not isinstance(event, dict) or event.get("type") != "result":
+                continue  # alarms, input health and other events
+            if event.get("task") != "anomaly":
+                raise DataError(
+                    path,
+                    f"result of task {event.get('task')!r}: score needs anomaly results",
+                    line=number,
+                )
+            results.setdefault(event["model"]["id"], []).append(event)
+    if not results:
+        raise DataError(path, "no results")
+    if model is None and len(results) > 1:
+        raise DataError(path, f"results of several models {sorted(results)}: pick one with --model")
+    chosen = model if model is not None else next(iter(results))
+    if chosen not in results:
+        raise DataError(path, f"no results of model '{chosen}'; models are {sorted(results)}")
+    return sorted(results[chosen], key=lambda r: r["seq"])
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -251,6 +400,24 @@ def _deploy(args: argparse.Namespace) -> int:
     )
 
 
+def _labelled_data_options(p: argparse.ArgumentParser) -> None:
+    """How a recording given as --data is read and labelled (the table dataset's keys)."""
+    p.add_argument("--label-column", default=None, help="per-sample labels in the recording")
+    p.add_argument(
+        "--labels", help="labelled anomaly windows: NAB windows.json or a CSV with start,end"
+    )
+    p.add_argument("--normal-label", default="normal")
+    p.add_argument(
+        "--probation",
+        type=float,
+        help="leading fraction of the recording that is never scored (NAB: 0.15)",
+    )
+    p.add_argument("--time-column", default="ts", help="(default: ts; absent: row order)")
+    p.add_argument("--time-format", help="strptime format of the time column")
+    p.add_argument("--timezone", default="UTC", help="of date-times without an offset")
+    p.add_argument("--delimiter", help="CSV separator (default: sniffed)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-train", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -274,14 +441,27 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="training config (.toml, uses its test split) or a CSV/NPZ recording",
     )
-    p.add_argument("--label-column", default=None)
-    p.add_argument("--normal-label", default="normal")
+    _labelled_data_options(p)
     p.add_argument("--unit-column", default="unit")
     p.add_argument("--rul-column", default="rul")
     p.add_argument("--predictions", help="write per-window predictions to this CSV")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--backend", **backend)
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser(
+        "score", help="the evaluate report from an agent's JSON-lines anomaly results"
+    )
+    p.add_argument("results", help="JSON lines the agent wrote (jsonl sink, edge-agent infer)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="training config (.toml, its test timeline) or the replayed CSV/NPZ recording",
+    )
+    p.add_argument("--model", help="the model id, when the file holds several models' results")
+    _labelled_data_options(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_score)
 
     p = sub.add_parser(
         "import", help="make a bundle from a full-int8 .tflite trained elsewhere (no TensorFlow)"

@@ -52,7 +52,19 @@ class TableData(RecordingFormat):
     )
     channels: list[str] = Field(min_length=1)
     label_column: str | None = None
+    label_windows: Path | None = Field(
+        default=None,
+        description="Anomalous intervals instead of a label column: NAB's windows.json (keyed by "
+        "file name) or a CSV with start,end columns.",
+    )
     normal_label: str = "normal"
+    probation: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="NAB protocol: this leading fraction of each file trains and calibrates "
+        "(train + validation) and is never scored; test = the rest of each file.",
+    )
     unit_column: str | None = None
     rul_column: str | None = None
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
@@ -62,6 +74,14 @@ class TableData(RecordingFormat):
     @classmethod
     def _one_or_many(cls, value: object) -> object:
         return [value] if isinstance(value, str | Path) else value
+
+    @model_validator(mode="after")
+    def _labels_once(self) -> TableData:
+        if self.label_windows is not None and self.label_column is not None:
+            raise ValueError("give label_column or label_windows, not both")
+        if self.label_windows is not None and self.time_source() is None:
+            raise ValueError("label_windows needs times from a time_column (time = 'column')")
+        return self
 
 
 DatasetConfig = Annotated[
@@ -129,6 +149,10 @@ class TrainConfig(StrictModel):
             raise ValueError(f"task '{self.task}' needs model.architecture = '{wanted}'")
         if self.dataset.kind == "cmapss" and self.task != "rul":
             raise ValueError("the cmapss dataset only supports task = 'rul'")
+        if self.dataset.kind == "table" and self.task != "anomaly":
+            for key in ("label_windows", "probation"):
+                if getattr(self.dataset, key) is not None:
+                    raise ValueError(f"dataset.{key} is for task = 'anomaly'")
         if self.dataset.kind == "synthetic_vibration" and self.task == "rul":
             raise ValueError("the synthetic_vibration dataset supports classification or anomaly")
         return self
@@ -147,7 +171,7 @@ def _resolve_paths(config: TrainConfig, base: Path) -> TrainConfig:
         return value if value.is_absolute() else base / value
 
     updates: dict[str, Path | list[Path]] = {}
-    for field in ("directory", "train", "test"):
+    for field in ("directory", "train", "test", "label_windows"):
         value = getattr(data, field, None)
         if isinstance(value, Path):
             updates[field] = resolve(value)

@@ -37,6 +37,7 @@ from edge_agent.runtime.quantization import tensor_spec
 from training.config import TrainConfig
 from training.datasets import TaskData, build_task_data
 from training.evaluation import Evaluation, calibrate_threshold, evaluate
+from training.timeline import TIMELINE_FIGURES, anomaly_report
 
 Log = Callable[[str], None]
 
@@ -185,7 +186,7 @@ def _task_output(config: TrainConfig, data: TaskData, threshold: float | None):
 
 
 def _evaluate_split(config: TrainConfig, data: TaskData, inputs, outputs, threshold) -> Evaluation:
-    return evaluate(
+    result = evaluate(
         config.task,
         inputs,
         outputs,
@@ -194,6 +195,13 @@ def _evaluate_split(config: TrainConfig, data: TaskData, inputs, outputs, thresh
         threshold=threshold,
         tags=data.test.tags or None,
     )
+    test = data.test
+    if config.task == "anomaly" and test.timeline is not None and threshold is not None:
+        # Point-wise and event-wise figures on the recording's timeline, as `evaluate` reports.
+        verdicts = result.predictions > threshold
+        report = anomaly_report(test.timeline, test.ends, result.predictions, verdicts)
+        result.values.update({k: v for k, v in report.items() if k in TIMELINE_FIGURES})
+    return result
 
 
 def train(
@@ -256,6 +264,7 @@ def train(
             sample_rate_hz=data.sample_rate_hz,
             window=config.input.window,
             hop=config.input.hop,
+            max_gap=getattr(config.dataset, "max_gap", None),
             features=steps,
             reference=channel_reference(data),
         ),

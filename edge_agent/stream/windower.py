@@ -3,7 +3,8 @@
 Windows start every `hop` samples after a (re)start; a gap, a sequence break, a sample-rate
 change or out-of-order data resets the buffer and is reported, never silently stitched. A gap is
 a step above 1.5 sample periods, or above the block's `max_gap_s` when its source sets one (a
-replay's `max_gap`: shorter steps are bridged, as training bridged them).
+replay's `max_gap`: shorter steps are bridged), else above the model's own `max_gap` (the one
+training bridged, from the manifest), so a replay windows exactly as training did.
 
 The stream's own clock (the time of the last accepted sample) decides what is in order. One bad
 timestamp must not be able to stall it: a jump ahead beyond `jump_tolerance_s()` restarts the
@@ -73,6 +74,7 @@ class Windower:
         hop: int,
         sample_rate_hz: float | None,
         channel_map: dict[str, str] | None = None,
+        max_gap_s: float | None = None,
     ) -> None:
         self.channels = list(channels)
         self.source_channels = [(channel_map or {}).get(c, c) for c in channels]
@@ -93,7 +95,8 @@ class Windower:
         self._confirmed = 0  # in-order blocks since that jump
         self._behind_last: float | None = None  # last sample of the run of blocks behind
         self._behind_blocks = 0
-        self._max_gap: float | None = None  # the last block's max_gap_s
+        self._model_max_gap = max_gap_s  # used when a block sets none
+        self._max_gap: float | None = None  # the limit in force: the block's, else the model's
         self.counters: Counter[str] = Counter()
         self.samples = 0  # received, including rejected ones
         self.windows = 0
@@ -162,8 +165,8 @@ class Windower:
             return self._reject("out_of_order", n)
         if self.rate is None:
             self._steps.extend(steps[-STEP_HISTORY:].tolist())
-        self._max_gap = block.max_gap_s
-        limit = self._gap_s if block.max_gap_s is None else block.max_gap_s
+        self._max_gap = self._model_max_gap if block.max_gap_s is None else block.max_gap_s
+        limit = self._gap_s if self._max_gap is None else self._max_gap
         if limit is None:
             # The tolerance is never below MIN_JUMP_S: only a longer step needs its median.
             largest = float(times[-1] - times[0])  # bounds every step inside the block

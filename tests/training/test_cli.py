@@ -60,8 +60,18 @@ def test_evaluate_json_and_predictions_csv(
     )
     report = json.loads(capsys.readouterr().out)
     rows = list(csv.DictReader(out_csv.open()))
-    assert report["examples"] == len(rows) == 120
+    # 8000 samples, window 128, hop 64: windows across the three label changes are kept
+    assert report["examples"] == len(rows) == (8000 - 128) // 64 + 1
     labels = read_bundle(bundle).manifest.output.labels
+    # Each row carries its window's first and last time (unix seconds, as the file has them);
+    # the label is the last sample's.
+    label_at = {
+        float(t): label
+        for t, label in (line.split(",")[::4] for line in data.read_text().splitlines()[1:])
+    }
+    assert all(labels[int(r["target"])] == label_at[float(r["end"])] for r in rows)
+    changes = sum(label_at[float(r["start"])] != label_at[float(r["end"])] for r in rows)
+    assert changes == 2 * 3  # two windows (window = 2 hops) across each of three label changes
     assert {r["prediction"] for r in rows} <= set(labels)
     # Accuracy recounted by hand from the rows: target index -> label, compared with prediction.
     right = sum(labels[int(r["target"])] == r["prediction"] for r in rows)

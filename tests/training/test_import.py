@@ -189,6 +189,7 @@ def test_import_writes_a_complete_bundle_from_model_and_real_input(
         "sample_rate_hz": RATE,
         "window": WINDOW,
         "hop": HOP,
+        "max_gap": None,  # no training data: the device's default gap rule
         "features": json.loads((root / "steps.json").read_text()),
         "reference": None,
     }

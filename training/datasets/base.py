@@ -6,12 +6,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from training.timeline import Timeline
+
 
 @dataclass(frozen=True)
 class Split:
     windows: np.ndarray  # (n, window, channels) raw samples, before the front end
     targets: np.ndarray  # class index (classification), RUL (rul), 1 = anomalous (anomaly)
     tags: list[str] = field(default_factory=list)  # per-window note, e.g. the fault name
+    # Where each window lies on `timeline` (first and last sample), for test splits of
+    # recordings: what point-wise and event-wise figures are computed on.
+    starts: np.ndarray | None = None
+    ends: np.ndarray | None = None
+    timeline: Timeline | None = None
 
 
 @dataclass(frozen=True)

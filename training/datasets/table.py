@@ -1,18 +1,25 @@
 """Bring your own data: CSV or NPZ files of multichannel samples with a label, normal-only, or RUL.
 
 Each file is its own recording (`train` and `test` take lists and glob patterns). Inside a file,
-a new segment starts where the label changes, where the clock jumps ahead by more than
-`max_gap` (default 1.5 sample periods) and where it steps back; shorter irregular steps are
-bridged. Samples are split chronologically inside each segment, and each part is windowed on its
-own, so no window straddles a gap, a file, or train, validation and test.
+a new segment starts where the clock jumps ahead by more than `max_gap` (default 1.5 sample
+periods) and where it steps back; shorter irregular steps are bridged. Training and validation
+windows also never cross a label change: samples are split chronologically inside each segment of
+one label. Test windows are cut like the agent cuts them, at clock breaks only, and take the
+label of their last sample; they come from `test` files, from the last part of each segment, or
+(with `probation`, NAB's protocol) from each file after its probationary period, which alone
+trains and calibrates. Labels come from a label column or from labelled windows in a file
+(`label_windows`, training/labels.py).
 """
 
 from __future__ import annotations
 
+import csv
 import glob
 import hashlib
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +32,16 @@ from edge_agent.recording import (
     format_seconds,
     read_columns,
     read_recording,
+    sniff_delimiter,
     time_breaks,
+    zone,
 )
 from training.config import TableData
 from training.datasets.base import Split, TaskData
+from training.labels import inside, read_label_windows
+from training.timeline import Timeline
+
+ANOMALY_TAG = "anomaly"  # the tag of samples inside a labelled window
 
 
 def expand_files(entries: list[Path], key: str) -> list[Path]:
@@ -127,28 +140,22 @@ class _Breaks:
         return "; ".join(parts) + f": {hint}"
 
 
-def _segments(
-    recording: Recording,
-    data: TableData,
-    rate: float | None,
-    key: str | None,
-    breaks: _Breaks,
-) -> list[slice]:
-    """Contiguous runs with one value of `key` and no time gap above the limit or step back."""
-    n = len(recording)
-    starts = np.zeros(n, dtype=bool)
-    if key is not None:
-        changes = recording.columns[key][1:] != recording.columns[key][:-1]
-        starts[1:] |= changes
-        breaks.labels += int(np.count_nonzero(changes))
+def _time_starts(
+    recording: Recording, data: TableData, rate: float | None, breaks: _Breaks
+) -> np.ndarray:
+    """Rows where the clock breaks (a gap above the limit, or a step back): segments start."""
     found = None
     if recording.times is not None and (rate is not None or data.max_gap is not None):
         found = time_breaks(recording.times, rate, data.max_gap)
-        starts[found.starts] = True
-    bounds = [0, *np.flatnonzero(starts).tolist(), n]
-    segments = [slice(a, b) for a, b in itertools.pairwise(bounds) if b > a]
-    breaks.add(recording, found, len(segments))
-    return segments
+    starts = found.starts if found is not None else np.empty(0, dtype=np.intp)
+    breaks.add(recording, found, len(starts) + 1)
+    return starts
+
+
+def _cut(starts: np.ndarray, lo: int, hi: int) -> list[slice]:
+    """[lo, hi) split at the given rows, empty pieces left out."""
+    inner = starts[(starts > lo) & (starts < hi)].tolist()
+    return [slice(a, b) for a, b in itertools.pairwise([lo, *inner, hi]) if b > a]
 
 
 def _chronological(segment: slice, fractions: tuple[float, float]) -> tuple[slice, slice, slice]:
@@ -165,6 +172,61 @@ def _fingerprint(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class _Labelled:
+    """One recording with its per-sample tags and the rows where its clock breaks."""
+
+    recording: Recording
+    samples: np.ndarray  # (n, channels) in model order
+    tags: np.ndarray  # (n,) str: the label column, or inside a labelled window or not
+    time_starts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """Test rows of one recording: `rows` are windowed, only those from `scored_from` scored."""
+
+    source: _Labelled
+    rows: slice
+    scored_from: int
+
+
+def _labelled(
+    data: TableData, recording: Recording, rate: float | None, breaks: _Breaks
+) -> _Labelled:
+    if data.label_column is not None:
+        tags = recording.columns[data.label_column]
+    elif data.label_windows is not None and recording.times is not None:
+        windows = read_label_windows(data.label_windows, recording.path, data.read_options())
+        tags = np.where(inside(recording.times, windows), ANOMALY_TAG, data.normal_label)
+    else:
+        tags = np.full(len(recording), data.normal_label)
+    columns = [recording.columns[c] for c in data.channels]
+    samples = np.stack(columns, axis=1) if columns else np.empty((len(recording), 0))
+    return _Labelled(recording, samples, tags, _time_starts(recording, data, rate, breaks))
+
+
+def _read_all(data: TableData, files: list[Path]) -> list[Recording]:
+    text = [data.label_column] if data.label_column else []
+    return [_read(data, path, text) for path in files]
+
+
+def _check_max_gap(data: TableData, rate: float | None, files: list[Path]) -> None:
+    if data.max_gap is not None and rate is not None and data.max_gap < 1.0 / rate:
+        raise DataError(
+            _label(files),
+            f"dataset.max_gap {data.max_gap:g} s is shorter than one sample period "
+            f"({format_seconds(1.0 / rate)} at {rate:g} Hz): every step would split",
+        )
+
+
+def _probation_cut(data: TableData, n: int) -> int:
+    return round(n * data.probation) if data.probation is not None else 0
+
+
 def build(data: TableData, task: str, window: int, hop: int, rul_cap: float) -> TaskData:
     if task == "rul":
         return _build_rul(data, window, hop, rul_cap)
@@ -172,45 +234,38 @@ def build(data: TableData, task: str, window: int, hop: int, rul_cap: float) -> 
     test_files = expand_files(data.test, "test") if data.test else None
     if data.label_column is None and task == "classification":
         raise DataError(_label(train_files), "classification needs dataset.label_column")
-    text = [data.label_column] if data.label_column else []
-    train_recs = [_read(data, path, text) for path in train_files]
+    train_recs = _read_all(data, train_files)
     rate = _sample_rate(data, train_recs)
-    if data.max_gap is not None and rate is not None and data.max_gap < 1.0 / rate:
-        raise DataError(
-            _label(train_files),
-            f"dataset.max_gap {data.max_gap:g} s is shorter than one sample period "
-            f"({format_seconds(1.0 / rate)} at {rate:g} Hz): every step would split",
-        )
-    test_recs = [_read(data, path, text) for path in test_files] if test_files else None
-    split_off_test = test_recs is None
-    fractions = (data.validation_fraction, data.test_fraction if split_off_test else 0.0)
-
-    def tag_of(recording: Recording, segment: slice) -> str:
-        if not data.label_column:
-            return "normal"
-        return str(recording.columns[data.label_column][segment.start])
-
-    def samples_of(recording: Recording, segment: slice) -> np.ndarray:
-        return np.stack([recording.columns[c][segment] for c in data.channels], axis=1)
-
+    _check_max_gap(data, rate, train_files)
     breaks = _Breaks()
-    parts: dict[str, list[tuple[np.ndarray, str]]] = {"train": [], "val": [], "test": []}
-    for recording in train_recs:
-        for segment in _segments(recording, data, rate, data.label_column, breaks):
-            tag = tag_of(recording, segment)
-            samples = samples_of(recording, segment)
+    trains = [_labelled(data, r, rate, breaks) for r in train_recs]
+    tests = [_labelled(data, r, rate, breaks) for r in _read_all(data, test_files or [])]
+    split_off = test_files is None and data.probation is None
+    fractions = (data.validation_fraction, data.test_fraction if split_off else 0.0)
+
+    parts: dict[str, list[tuple[np.ndarray, str]]] = {"train": [], "val": []}
+    pieces: list[_Piece] = []
+    for source in trains:
+        tags = source.tags
+        changes = np.flatnonzero(tags[1:] != tags[:-1]) + 1
+        breaks.labels += len(changes)
+        # Training parts: the probationary period (or the whole file), one label per segment.
+        end = _probation_cut(data, len(source)) if data.probation is not None else len(source)
+        for segment in _cut(np.union1d(source.time_starts, changes), 0, end):
+            tag = str(tags[segment.start])
             if task == "anomaly" and tag != data.normal_label:
                 # Anomaly models never train on faults: they only serve as test examples.
-                if split_off_test:
-                    parts["test"].append((samples, tag))
+                if split_off:
+                    pieces.append(_Piece(source, segment, segment.start))
                 continue
-            for name, part in zip(
-                ("train", "val", "test"), _chronological(slice(0, samples.shape[0]), fractions)
-            ):
-                parts[name].append((samples[part], tag))
-    for recording in test_recs or []:
-        for segment in _segments(recording, data, rate, data.label_column, breaks):
-            parts["test"].append((samples_of(recording, segment), tag_of(recording, segment)))
+            train, val, test = _chronological(segment, fractions)
+            parts["train"].append((source.samples[train], tag))
+            parts["val"].append((source.samples[val], tag))
+            if split_off and test.stop > test.start:
+                pieces.append(_Piece(source, test, test.start))
+    if not split_off:
+        for source in tests or trains:
+            pieces.append(_Piece(source, slice(0, len(source)), _probation_cut(data, len(source))))
 
     labels = sorted({tag for _, tag in parts["train"]}) if task == "classification" else None
 
@@ -220,40 +275,155 @@ def build(data: TableData, task: str, window: int, hop: int, rul_cap: float) -> 
             w = sliding_windows(samples, window, hop)
             chunks.append(w)
             tags += [tag] * len(w)
-        files = test_files if name == "test" and test_files else train_files
         if not tags:
             longest = max((len(s) for s, _ in parts[name]), default=0)
             raise DataError(
-                _label(files),
+                _label(train_files),
                 f"no complete {window}-sample window for the {name} split: "
                 + breaks.cause(window, longest, name, data.max_gap),
             )
-        if labels is not None:
-            unknown = sorted(set(tags) - set(labels))
-            if unknown:
-                raise DataError(_label(files), f"labels {unknown} not in training data")
-            targets = np.array([labels.index(t) for t in tags])
-        else:
-            targets = np.array([int(t != data.normal_label) for t in tags])
-        return Split(np.concatenate(chunks).astype(np.float32), targets, tags)
+        return Split(np.concatenate(chunks).astype(np.float32), _targets(data, tags, labels), tags)
 
     train = windows_of("train")
+    test = _test_split(data, pieces, window, hop, labels, breaks, test_files or train_files)
     return TaskData(
         name=train_files[0].name
         if len(train_files) == 1
         else f"{train_files[0].name} and {len(train_files) - 1} more",
-        fingerprint=_fingerprint(train_files + (test_files or [])),
+        fingerprint=_fingerprint(
+            train_files
+            + (test_files or [])
+            + ([data.label_windows] if data.label_windows is not None else [])
+        ),
         channels=list(data.channels),
         sample_rate_hz=rate,
         train=train,
         val=windows_of("val"),
-        test=windows_of("test"),
+        test=test,
         train_rows=np.concatenate([s for s, _ in parts["train"]]),
-        test_description=_label(test_files)
-        if test_files
-        else f"last {data.test_fraction:.0%} of {_label(train_files)}",
+        test_description=_test_description(data, train_files, test_files),
         labels=labels,
         notes=breaks.notes,
+    )
+
+
+def _test_description(
+    data: TableData, train_files: list[Path], test_files: list[Path] | None
+) -> str:
+    scored = _label(test_files or train_files)
+    if data.probation is not None:
+        return f"{scored} after the first {data.probation:.0%} of each file (probation)"
+    return scored if test_files else f"last {data.test_fraction:.0%} of {scored}"
+
+
+def _targets(data: TableData, tags: list[str], labels: list[str] | None) -> np.ndarray:
+    if labels is None:
+        return np.array([int(t != data.normal_label) for t in tags])
+    return np.array([labels.index(t) for t in tags])
+
+
+def _test_split(
+    data: TableData,
+    pieces: list[_Piece],
+    window: int,
+    hop: int,
+    labels: list[str] | None,
+    breaks: _Breaks,
+    files: list[Path],
+) -> Split:
+    """Windows of the test pieces, each cut inside the clock's segments (never at a label change)
+    and tagged by its last sample's label; kept when that sample is scored. The pieces are the
+    split's timeline, on which `training.timeline` scores their verdicts."""
+    chunks, tags, starts, ends, timelines = [], [], [], [], []
+    offset = 0
+    for piece in pieces:
+        source, rows = piece.source, piece.rows
+        for segment in _cut(source.time_starts, rows.start, rows.stop):
+            found = sliding_windows(source.samples[segment], window, hop)
+            first = segment.start + hop * np.arange(len(found))
+            last = first + window - 1
+            keep = last >= piece.scored_from
+            chunks.append(found[keep])
+            tags += source.tags[last[keep]].tolist()
+            starts.append(offset + first[keep] - rows.start)
+            ends.append(offset + last[keep] - rows.start)
+        timelines.append(_piece_timeline(data, piece))
+        offset += rows.stop - rows.start
+    if not tags:
+        longest = max((p.rows.stop - p.rows.start for p in pieces), default=0)
+        raise DataError(
+            _label(files),
+            f"no complete {window}-sample window for the test split: "
+            + breaks.cause(window, longest, "test", data.max_gap),
+        )
+    if labels is not None:
+        unknown = sorted(set(tags) - set(labels))
+        if unknown:
+            raise DataError(_label(files), f"labels {unknown} not in training data")
+    return Split(
+        np.concatenate(chunks).astype(np.float32),
+        _targets(data, tags, labels),
+        tags,
+        starts=np.concatenate(starts),
+        ends=np.concatenate(ends),
+        timeline=Timeline.join(timelines),
+    )
+
+
+def _time_layout(data: TableData, path: Path) -> Callable[[float], str] | None:
+    """Prints unix seconds the way the file's time column writes them: with `time_format`, or
+    ISO-8601 like its first value (separator; offset or, without one, local to `timezone`);
+    None for unix seconds."""
+    where = zone(data.timezone)
+    layout = data.time_format
+    if layout is not None:
+        return lambda t: datetime.fromtimestamp(t, where).strftime(layout)
+    first = _first_time(data, path)
+    try:
+        float(first)
+        return None
+    except ValueError:
+        pass
+    separator = "T" if "T" in first else " "
+    offset = datetime.fromisoformat(first).tzinfo
+    if offset is None:
+        return lambda t: datetime.fromtimestamp(t, where).replace(tzinfo=None).isoformat(separator)
+    return lambda t: datetime.fromtimestamp(t, offset).isoformat(separator)
+
+
+def _first_time(data: TableData, path: Path) -> str:
+    """The time column's first value as text (the file was read already: it exists)."""
+    column = data.time_source()
+    if path.suffix.lower() == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            first = archive[column][:1]
+        return str(np.datetime_as_string(first)[0] if first.dtype.kind == "M" else first[0])
+    delimiter = data.delimiter or sniff_delimiter(path)
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        header = [name.strip() for name in next(reader)]
+        row = next(row for row in reader if row)
+    return row[header.index(column)].strip()
+
+
+def _piece_timeline(data: TableData, piece: _Piece) -> Timeline:
+    recording, rows = piece.source.recording, piece.rows
+    n = rows.stop - rows.start
+    formatter = None
+    if recording.times is not None:
+        times = recording.times[rows]
+        formatter = _time_layout(data, recording.path)
+    elif data.sample_rate_hz is not None:
+        times = (rows.start + np.arange(n)) / data.sample_rate_hz
+    else:
+        times = (rows.start + np.arange(n)).astype(np.float64)
+    return Timeline(
+        times=np.asarray(times, dtype=np.float64),
+        anomalous=piece.source.tags[rows] != data.normal_label,
+        scored=np.arange(rows.start, rows.stop) >= piece.scored_from,
+        part=np.zeros(n, dtype=np.intp),
+        formatter=formatter,
+        real_time=recording.times is not None or data.sample_rate_hz is not None,
     )
 
 
@@ -318,48 +488,50 @@ def _build_rul(data: TableData, window: int, hop: int, rul_cap: float) -> TaskDa
 
 
 def evaluation_split(
-    path: Path,
+    data: TableData,
     task: str,
-    channels: list[str],
     window: int,
     hop: int,
     *,
     labels: list[str] | None = None,
-    label_column: str | None = None,
-    normal_label: str = "normal",
     unit_column: str = "unit",
     rul_column: str = "rul",
 ) -> Split:
-    """A whole recording as test windows for `edge-train evaluate`, targets from its columns."""
+    """Whole recordings as test windows for `edge-train evaluate`, scored after `probation`.
+
+    `data` says how to read them and where the labels are; its `sample_rate_hz` and `max_gap`
+    should be the model's, so the clock breaks where the model's windows break."""
+    files = expand_files(data.train, "data")
     if task == "rul":
-        columns = read_columns(path, [*channels, unit_column, rul_column], [])
+        path = files[0]
+        columns = read_columns(path, [*data.channels, unit_column, rul_column], [])
         windows, targets, tags = [], [], []
         for unit in np.unique(columns[unit_column]):
             rows = columns[unit_column] == unit
-            samples = np.stack([columns[c][rows] for c in channels], axis=1)
+            samples = np.stack([columns[c][rows] for c in data.channels], axis=1)
             windows.append(last_window(samples, window))
             targets.append(columns[rul_column][rows][-1])
             tags.append(f"unit {unit:g}")
         return Split(np.stack(windows).astype(np.float32), np.array(targets), tags)
-    if label_column is None:
-        raise DataError(path, f"{task} evaluation needs a label column (--label-column)")
-    recording = read_recording(path, list(channels), [label_column])
-    chunks, tags = [], []
-    config = TableData(
-        kind="table", train=path, channels=channels, time_column=None, label_column=label_column
-    )
-    for segment in _segments(recording, config, None, label_column, _Breaks()):
-        samples = np.stack([recording.columns[c][segment] for c in channels], axis=1)
-        found = sliding_windows(samples, window, hop)
-        chunks.append(found)
-        tags += [str(recording.columns[label_column][segment.start])] * len(found)
-    if not tags:
-        raise DataError(path, f"no complete {window}-sample window in the file")
-    if task == "classification":
-        unknown = sorted(set(tags) - set(labels or []))
-        if unknown:
-            raise DataError(path, f"labels {unknown} are not among the model's labels {labels}")
-        targets = np.array([(labels or []).index(t) for t in tags])
-    else:
-        targets = np.array([int(t != normal_label) for t in tags])
-    return Split(np.concatenate(chunks).astype(np.float32), targets, tags)
+    if data.label_column is None and data.label_windows is None:
+        raise DataError(
+            files[0], f"{task} evaluation needs a label column (--label-column) or --labels"
+        )
+    breaks = _Breaks()
+    return _test_split(data, _whole_files(data, files, breaks), window, hop, labels, breaks, files)
+
+
+def _whole_files(data: TableData, files: list[Path], breaks: _Breaks) -> list[_Piece]:
+    """Each file as one test piece, scored after its probationary period."""
+    recordings = _read_all(data, files)
+    rate = _sample_rate(data, recordings)
+    sources = [_labelled(data, r, rate, breaks) for r in recordings]
+    return [_Piece(s, slice(0, len(s)), _probation_cut(data, len(s))) for s in sources]
+
+
+def evaluation_timeline(data: TableData) -> Timeline:
+    """The timeline `evaluation_split` scores on, without windows (for `edge-train score`)."""
+    files = expand_files(data.train, "data")
+    if data.label_column is None and data.label_windows is None:
+        raise DataError(files[0], "scoring needs a label column (--label-column) or --labels")
+    return Timeline.join([_piece_timeline(data, p) for p in _whole_files(data, files, _Breaks())])

@@ -222,6 +222,28 @@ def test_a_single_late_block_is_rejected_without_a_restart() -> None:
     assert got == list(range(0, 300 - 32 + 1, 8))
 
 
+def _stamped(times: np.ndarray, max_gap_s: float | None = None):
+    """One block per sample at RATE with explicit timestamps (a replay's), value = index."""
+    for i, t in enumerate(times):
+        yield SampleBlock(
+            "r", ("a",), np.array([[float(i)]]), t, RATE, np.array([t]), max_gap_s=max_gap_s
+        )
+
+
+def test_model_max_gap_bridges_unless_the_source_sets_its_own() -> None:
+    """Test that the manifest's max_gap bridges a step the source does not, and that a source's
+    own max_gap overrides it: the replay windows as training did."""
+    times = T0 + np.r_[np.arange(10), 11 + np.arange(10)] / RATE  # one step of 2 periods
+    plain = Windower(["a"], window=4, hop=1, sample_rate_hz=RATE)
+    assert _firsts(plain, _stamped(times)) == [*range(7), *range(10, 17)]
+    bridged = Windower(["a"], window=4, hop=1, sample_rate_hz=RATE, max_gap_s=2.5 / RATE)
+    assert _firsts(bridged, _stamped(times)) == list(range(17))
+    assert bridged.counters == {}
+    strict = Windower(["a"], window=4, hop=1, sample_rate_hz=RATE, max_gap_s=2.5 / RATE)
+    assert len(_firsts(strict, _stamped(times, max_gap_s=1.2 / RATE))) == 14
+    assert strict.counters == {"gap_reset": 1}
+
+
 def test_row_stream_learns_a_slow_pace() -> None:
     """Test that hourly rows are not called time jumps once their pace is known."""
     windower = Windower(["a"], window=40, hop=1, sample_rate_hz=None)
