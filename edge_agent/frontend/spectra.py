@@ -1,0 +1,77 @@
+"""One window's spectra computed once, however many feature steps and models ask for them.
+
+Two models on one sensor (a fault classifier and an anomaly detector, say) each take the power
+spectrum and the envelope spectrum of the same window. The agent hands every pipeline on a source
+one `SpectraCache`; each model's steps ask it for the `WindowSpectra` of their input, and a model
+whose input equals the previous model's (same samples, same steps before) gets the products the
+first one computed. Values do not depend on who asks first: a product is computed by the same
+function from the same array either way, so cached and uncached features are identical.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edge_agent.frontend import features
+
+
+class WindowSpectra:
+    """Lazily computed, memoised products of one window (time, channels), held channel-major."""
+
+    def __init__(self, window: np.ndarray) -> None:
+        self.n = window.shape[0]
+        self.rows = features.as_rows(window)
+        self._memo: dict[Any, np.ndarray] = {}
+
+    def power(self) -> np.ndarray:
+        """Hann-windowed power spectrum, (channels, n // 2 + 1)."""
+        if "power" not in self._memo:
+            self._memo["power"] = features.power_rows(self.rows)
+        return self._memo["power"]
+
+    def envelope_power(
+        self, sample_rate_hz: float, carrier_hz: tuple[float, float], length: int
+    ) -> np.ndarray:
+        """Envelope spectrum of the band `carrier_hz` from an envelope of `length` samples,
+        (channels, length // 2 + 1), bins as far apart in Hz as the window's own."""
+        key = ("envelope_power", sample_rate_hz, carrier_hz, length)
+        if key not in self._memo:
+            if "rfft" not in self._memo:
+                self._memo["rfft"] = np.fft.rfft(self.rows, axis=1)
+            spectrum = self._memo["rfft"]
+            env = features.envelope_rows(spectrum, self.n, sample_rate_hz, carrier_hz, length)
+            self._memo[key] = features.envelope_power_rows(env)
+        return self._memo[key]
+
+    def stats(self, names: tuple[features.StatName, ...]) -> np.ndarray:
+        """Time-domain statistics, (len(names), channels)."""
+        return features.stats_rows(self.rows, names)
+
+
+class SpectraCache:
+    """The latest window's `WindowSpectra`, found again by the window's content.
+
+    Content, not identity: each pipeline cuts its own copy of the window from its own buffer.
+    The key is a private copy, so a caller reusing its array cannot make a stale entry match.
+    One entry is enough because the models on a source are fed one window after the other.
+    """
+
+    def __init__(self) -> None:
+        self._latest: tuple[np.ndarray, WindowSpectra] | None = None  # swapped in one assignment
+        self.hits = 0
+        self.misses = 0
+
+    def of(self, window: np.ndarray) -> WindowSpectra:
+        latest = self._latest
+        if latest is not None:
+            key, spectra = latest
+            same_kind = key.dtype == window.dtype and key.shape == window.shape
+            if same_kind and np.array_equal(key, window):
+                self.hits += 1
+                return spectra
+        self.misses += 1
+        spectra = WindowSpectra(window)
+        self._latest = (np.array(window, copy=True), spectra)
+        return spectra
