@@ -33,17 +33,18 @@ SENSORS = 16  # ... so that this many sensors fit in TARGET_SHARE of one core
 TARGET_SHARE = 0.10
 
 
-def _spec(name: str, envelope: str | None = None) -> InputSpec:
-    """The bundle's front end; `envelope` swaps the envelope method of every envelope step."""
+def _spec(name: str, before: bool = False) -> InputSpec:
+    """The bundle's front end; `before`: with the steps' defaults, what bundles made before
+    this front end computed (full-length Hilbert envelope, symmetric Hann taper)."""
     spec = read_manifest(ROOT / "models" / name / MANIFEST_FILE).input
-    if envelope is None:
+    if not before:
         return spec
     raw = spec.model_dump(mode="json")
     for step in raw["features"]:
         for branch in step.get("branches", []):
             for inner in branch:
-                if inner["op"] == "envelope_bands":
-                    inner["method"] = envelope
+                inner.pop("method", None)
+                inner.pop("taper", None)
     return InputSpec.model_validate(raw)
 
 
@@ -59,7 +60,7 @@ def _rows(windows: np.ndarray) -> dict[str, Callable[[int], object]]:
     each pipeline's windower cuts its own."""
     copy = windows.copy()
     as_built = {name: _spec(name) for name in (FAULT, ANOMALY)}
-    hilbert = {name: _spec(name, "hilbert") for name in (FAULT, ANOMALY)}
+    before = {name: _spec(name, before=True) for name in (FAULT, ANOMALY)}
 
     def pair(specs: dict[str, InputSpec], shared: bool) -> Callable[[int], object]:
         cache = SpectraCache() if shared else None
@@ -74,7 +75,9 @@ def _rows(windows: np.ndarray) -> dict[str, Callable[[int], object]]:
         f"{ANOMALY} alone": lambda i: alone[ANOMALY](windows[i]),
         "both, each computing its own spectra": pair(as_built, shared=False),
         "both, sharing the source's spectra (the agent)": pair(as_built, shared=True),
-        "both, shared, full-length Hilbert envelope": pair(hilbert, shared=True),
+        "both, shared, steps of bundles 1.0.0 (Hilbert envelope, symmetric Hann)": pair(
+            before, shared=True
+        ),
     }
 
 

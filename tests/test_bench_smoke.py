@@ -82,7 +82,7 @@ def test_every_bench_script_runs_with_tiny_arguments() -> None:
             "vibration-anomaly alone",
             "both, each computing its own spectra",
             "both, sharing the source's spectra (the agent)",
-            "both, shared, full-length Hilbert envelope",
+            "both, shared, steps of bundles 1.0.0 (Hilbert envelope, symmetric Hann)",
         ]
         assert all(re.fullmatch(NUMBER, cell) for row in frontend for cell in row[1:]), frontend
         assert re.search(r"sensors per core; .*: (met|\*\*missed\*\*)\.", out), out

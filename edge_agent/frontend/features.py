@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 Spacing = Literal["linear", "log"]
+Taper = Literal["hann", "hann_periodic"]
 StatName = Literal["rms", "peak", "crest", "kurtosis", "mean", "std"]
 LOG_FLOOR = 1e-12
 
@@ -29,20 +30,24 @@ def as_rows(window: np.ndarray) -> np.ndarray:
 def stats_rows(rows: np.ndarray, names: tuple[StatName, ...]) -> np.ndarray:
     """Per-channel statistics of channel-major rows, one row per name in `names` (shape
     (len(names), channels)). Degenerate windows give 0 for crest and kurtosis instead of
-    dividing by zero."""
+    dividing by zero. One temporary the size of the window: a few large temporaries per window
+    cost more in the allocator than the arithmetic."""
+    n = rows.shape[1]
     mean = rows.mean(axis=1)
-    centred = rows - mean[:, None]
-    squared = centred * centred
+    squared = rows - mean[:, None]
+    np.multiply(squared, squared, out=squared)
     var = squared.mean(axis=1)
-    rms = np.sqrt((rows * rows).mean(axis=1))
-    peak = np.abs(rows).max(axis=1)
+    rms = np.sqrt(np.einsum("ij,ij->i", rows, rows) / n)
+    peak = np.maximum(rows.max(axis=1), -rows.min(axis=1))
     safe_rms = np.where(rms > 0, rms, 1.0)
     safe_var = np.where(var > 0, var, 1.0)
     table = {
         "rms": lambda: rms,
         "peak": lambda: peak,
         "crest": lambda: np.where(rms > 0, peak / safe_rms, 0.0),
-        "kurtosis": lambda: np.where(var > 0, (squared * squared).mean(axis=1) / safe_var**2, 0.0),
+        "kurtosis": lambda: np.where(
+            var > 0, np.einsum("ij,ij->i", squared, squared) / n / safe_var**2, 0.0
+        ),
         "mean": lambda: mean,
         "std": lambda: np.sqrt(var),
     }
@@ -52,8 +57,9 @@ def stats_rows(rows: np.ndarray, names: tuple[StatName, ...]) -> np.ndarray:
 def remove_mean(window: np.ndarray) -> np.ndarray:
     """Each channel minus its mean over the window (sensor DC offset, gravity). Computed on rows
     and returned as their transpose, so the spectral steps after it need no copy."""
-    rows = as_rows(window)
-    return (rows - rows.mean(axis=1, keepdims=True)).T
+    rows = np.array(window.T, order="C")  # a copy of our own, changed in place
+    rows -= rows.mean(axis=1, keepdims=True)
+    return rows.T
 
 
 @lru_cache(maxsize=64)
@@ -101,8 +107,29 @@ def power_rows(rows: np.ndarray) -> np.ndarray:
     """One-sided power spectrum of each row with a Hann taper, scaled so amplitude does not depend
     on length; shape (channels, n // 2 + 1)."""
     taper, norm = _hann(rows.shape[1])
-    spectrum = np.fft.rfft(rows * taper, axis=1)
-    return (spectrum.real * spectrum.real + spectrum.imag * spectrum.imag) / norm
+    return _power(np.fft.rfft(rows * taper, axis=1), norm)
+
+
+def periodic_hann_power(spectrum: np.ndarray, n: int) -> np.ndarray:
+    """`power_rows` with the periodic Hann taper 0.5 - 0.5 cos(2 pi t / n), from the untapered
+    rfft of the n-sample rows: in frequency that taper is the kernel [-1/4, 1/2, -1/4], so no
+    FFT of its own is needed. Neighbours past either end are mirrored (conjugate symmetry)."""
+    tapered = np.empty_like(spectrum)  # first the sum of both neighbours, then in place
+    np.add(spectrum[:, :-2], spectrum[:, 2:], out=tapered[:, 1:-1])
+    tapered[:, 0] = spectrum[:, 1] + spectrum[:, 1].conj()
+    last = spectrum[:, -2] if n % 2 == 0 else spectrum[:, -1]
+    tapered[:, -1] = spectrum[:, -2] + last.conj()
+    tapered *= -0.5
+    tapered += spectrum
+    tapered *= 0.5
+    return _power(tapered, (n / 2.0) ** 2)
+
+
+def _power(spectrum: np.ndarray, norm: float) -> np.ndarray:
+    power = spectrum.real * spectrum.real
+    power += spectrum.imag * spectrum.imag
+    power /= norm
+    return power
 
 
 @lru_cache(maxsize=16)

@@ -18,18 +18,31 @@ from edge_agent.frontend import features
 
 
 class WindowSpectra:
-    """Lazily computed, memoised products of one window (time, channels), held channel-major."""
+    """Lazily computed, memoised products of one window (time, channels), held channel-major.
+    `window` must not change afterwards: the cache gives it a copy of its own."""
 
     def __init__(self, window: np.ndarray) -> None:
+        self.window = window
         self.n = window.shape[0]
         self.rows = features.as_rows(window)
         self._memo: dict[Any, np.ndarray] = {}
 
-    def power(self) -> np.ndarray:
-        """Hann-windowed power spectrum, (channels, n // 2 + 1)."""
-        if "power" not in self._memo:
-            self._memo["power"] = features.power_rows(self.rows)
-        return self._memo["power"]
+    def spectrum(self) -> np.ndarray:
+        """The untapered rfft, (channels, n // 2 + 1)."""
+        if "rfft" not in self._memo:
+            self._memo["rfft"] = np.fft.rfft(self.rows, axis=1)
+        return self._memo["rfft"]
+
+    def power(self, taper: features.Taper) -> np.ndarray:
+        """Power spectrum with a Hann taper, (channels, n // 2 + 1); the periodic one is derived
+        from the untapered rfft, which an envelope step on the same window needs anyway."""
+        key = ("power", taper)
+        if key not in self._memo:
+            if taper == "hann":
+                self._memo[key] = features.power_rows(self.rows)
+            else:
+                self._memo[key] = features.periodic_hann_power(self.spectrum(), self.n)
+        return self._memo[key]
 
     def envelope_power(
         self, sample_rate_hz: float, carrier_hz: tuple[float, float], length: int
@@ -38,9 +51,7 @@ class WindowSpectra:
         (channels, length // 2 + 1), bins as far apart in Hz as the window's own."""
         key = ("envelope_power", sample_rate_hz, carrier_hz, length)
         if key not in self._memo:
-            if "rfft" not in self._memo:
-                self._memo["rfft"] = np.fft.rfft(self.rows, axis=1)
-            spectrum = self._memo["rfft"]
+            spectrum = self.spectrum()
             env = features.envelope_rows(spectrum, self.n, sample_rate_hz, carrier_hz, length)
             self._memo[key] = features.envelope_power_rows(env)
         return self._memo[key]
@@ -54,24 +65,23 @@ class SpectraCache:
     """The latest window's `WindowSpectra`, found again by the window's content.
 
     Content, not identity: each pipeline cuts its own copy of the window from its own buffer.
-    The key is a private copy, so a caller reusing its array cannot make a stale entry match.
-    One entry is enough because the models on a source are fed one window after the other.
+    The entry holds a private copy, so a caller reusing its array cannot make a stale entry
+    match. One entry is enough because the models on a source are fed one window after another.
     """
 
     def __init__(self) -> None:
-        self._latest: tuple[np.ndarray, WindowSpectra] | None = None  # swapped in one assignment
+        self._latest: WindowSpectra | None = None  # replaced in one assignment
         self.hits = 0
         self.misses = 0
 
     def of(self, window: np.ndarray) -> WindowSpectra:
         latest = self._latest
         if latest is not None:
-            key, spectra = latest
+            key = latest.window
             same_kind = key.dtype == window.dtype and key.shape == window.shape
             if same_kind and np.array_equal(key, window):
                 self.hits += 1
-                return spectra
+                return latest
         self.misses += 1
-        spectra = WindowSpectra(window)
-        self._latest = (np.array(window, copy=True), spectra)
-        return spectra
+        self._latest = WindowSpectra(np.array(window, copy=True))
+        return self._latest

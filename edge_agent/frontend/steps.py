@@ -109,14 +109,20 @@ def _require_rate(sample_rate_hz: float | None, op: str) -> float:
 
 
 class SpectrumBands(_Bands):
-    """Log band energies of the Hann-windowed power spectrum, shape (n_bands, channels)."""
+    """Log band energies of the Hann-windowed power spectrum, shape (n_bands, channels).
+
+    `taper`: "hann" is the symmetric window (numpy.hanning; bundles made before "hann_periodic"
+    existed keep it); "hann_periodic" is the periodic one, whose spectrum comes from the
+    untapered spectrum an envelope step on the same input computes anyway (one FFT fewer).
+    """
 
     op: Literal["spectrum_bands"] = "spectrum_bands"
+    taper: features.Taper = "hann"
 
     def bind(self, sample_rate_hz: float | None, cache: SpectraCache) -> Transform:
         def run(x: np.ndarray) -> np.ndarray:
             edges = self._edges(x.shape[0], _require_rate(sample_rate_hz, self.op))
-            return features.band_energies(cache.of(x).power(), edges, self.log)
+            return features.band_energies(cache.of(x).power(self.taper), edges, self.log)
 
         return run
 

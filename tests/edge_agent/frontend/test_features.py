@@ -68,6 +68,10 @@ def test_spectrum_bands_puts_a_tone_in_its_band() -> None:
     # np.hanning is the symmetric window (sum (n-1)/2 not n/2): 0.2% high, hence rtol.
     np.testing.assert_allclose(bands[1, 0], 0.25 * 1.25, rtol=3e-3)
     np.testing.assert_allclose(bands.sum(), 0.25 * 1.5, rtol=3e-3)
+    # The periodic Hann window has exactly those weights.
+    periodic = step.model_copy(update={"taper": "hann_periodic"}).apply(window, rate)
+    np.testing.assert_allclose(periodic[1, 0], 0.25 * 1.25, rtol=1e-12)
+    np.testing.assert_allclose(periodic.sum(), 0.25 * 1.5, rtol=1e-12)
 
 
 def test_envelope_recovers_amplitude_modulation() -> None:
@@ -123,3 +127,15 @@ def test_demodulated_length_for_the_vibration_bundles() -> None:
     assert features.demodulated_length(8192, 25600.0, (1500.0, 8000.0), 321) == 2430
     # A band over the whole spectrum (bins 1-244 of 490) needs 490 -> 500, more than the window.
     assert features.demodulated_length(490, 25600.0, (50.0, 12800.0), 245) == 490
+
+
+@pytest.mark.parametrize("n", [64, 63])
+def test_periodic_hann_power_equals_tapering_before_the_fft(n: int) -> None:
+    """Test that the periodic Hann power spectrum made from the untapered rfft (kernel -1/4, 1/2,
+    -1/4, conjugate neighbours past both ends) equals |rfft(x * taper)|^2 / sum(taper)^2, for an
+    even and an odd length."""
+    rows = np.random.default_rng(5).normal(size=(2, n))
+    taper = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+    direct = np.abs(np.fft.rfft(rows * taper, axis=1)) ** 2 / taper.sum() ** 2
+    derived = features.periodic_hann_power(np.fft.rfft(rows, axis=1), n)
+    np.testing.assert_allclose(derived, direct, rtol=1e-10, atol=1e-15)
