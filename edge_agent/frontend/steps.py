@@ -184,7 +184,7 @@ class Concat(_StepBase):
     branches: list[list[Step]] = Field(min_length=1)
 
     def bind(self, sample_rate_hz: float | None, cache: SpectraCache) -> Transform:
-        branches = [compile_steps(branch, sample_rate_hz, cache) for branch in self.branches]
+        branches = [_chain(branch, sample_rate_hz, cache) for branch in self.branches]
         return lambda x: self._join([branch(x) for branch in branches])
 
     def _join(self, outputs: list[np.ndarray]) -> np.ndarray:
@@ -212,6 +212,16 @@ def compile_steps(
     """The steps as one function of a window. `cache`: shared with other pipelines on the same
     source (the agent); without one, the pipeline's own steps still share their spectra."""
     cache = cache if cache is not None else SpectraCache()
+    chain = _chain(steps, sample_rate_hz, cache)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        cache.new_call()
+        return chain(x)
+
+    return run
+
+
+def _chain(steps: list[Step], sample_rate_hz: float | None, cache: SpectraCache) -> Transform:
     functions = [step.bind(sample_rate_hz, cache) for step in steps]
 
     def run(x: np.ndarray) -> np.ndarray:
