@@ -257,8 +257,7 @@ def main() -> None:
     print("|---|---|")
     for key, value in ingest.items():
         print(f"| {key} | {value:,.0f} |")
-    print()
-    print(frontend_table(args.repeats, args.windows or 200))
+    print("\n" + frontend_table(args.repeats, args.windows or 200))
     process = bench_process(min(args.repeats, 3), args.settle_s)
     print()
     print("| process (3 bundles loaded, ai-edge-litert) | value |")
