@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+from frontend_bench import frontend_table  # bench/ is the script's own directory
 
 from edge_agent.config.models import AlarmConfig
 from edge_agent.frontend.windowing import sliding_windows
@@ -256,6 +257,7 @@ def main() -> None:
     print("|---|---|")
     for key, value in ingest.items():
         print(f"| {key} | {value:,.0f} |")
+    print("\n" + frontend_table(args.repeats, args.windows or 200))
     process = bench_process(min(args.repeats, 3), args.settle_s)
     print()
     print("| process (3 bundles loaded, ai-edge-litert) | value |")

@@ -30,6 +30,7 @@ from edge_agent.config.sinks import JsonlSinkConfig, MqttSinkConfig
 from edge_agent.config.sources import MqttSourceConfig
 from edge_agent.errors import ConfigError, EdgeError
 from edge_agent.faults import Supervised
+from edge_agent.frontend.spectra import SpectraCache
 from edge_agent.logs import RateLimiter
 from edge_agent.pipeline import ModelPipeline
 from edge_agent.runtime.model import load_model
@@ -73,6 +74,7 @@ def build_pipelines(
     # with updates on, anti-rollback is judged against the store's current version instead
     enforce = trusted is not None and not config.updates.enabled
     versions = _accepted_versions(config) if enforce else None
+    spectra: dict[str | None, SpectraCache] = {}  # one per source, shared by its models
     pipelines = []
     for binding in config.models:
         bundle = binding.bundle if store is None else _from_store(store, binding.bundle, trusted)
@@ -97,6 +99,7 @@ def build_pipelines(
                 binding.channel_map,
                 source=binding.source,
                 input_health=binding.input_health,
+                spectra=spectra.setdefault(binding.source, SpectraCache()),
             )
         )
         log.info(

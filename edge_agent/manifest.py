@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from edge_agent.frontend.spectra import SpectraCache
 from edge_agent.frontend.steps import FeaturePipeline, Step
 from edge_agent.schema import Identifier, StrictModel
 
@@ -95,8 +96,8 @@ class InputSpec(StrictModel):
             )
         return self
 
-    def pipeline(self) -> FeaturePipeline:
-        return FeaturePipeline(self.features, self.sample_rate_hz)
+    def pipeline(self, spectra: SpectraCache | None = None) -> FeaturePipeline:
+        return FeaturePipeline(self.features, self.sample_rate_hz, spectra)
 
 
 class ClassificationOutput(StrictModel):

@@ -11,6 +11,7 @@ from edge_agent.alarm import AlarmState, judge, reason
 from edge_agent.config.models import AlarmConfig, InputHealthConfig
 from edge_agent.errors import ConfigError
 from edge_agent.events import AlarmEvent, Event, InputHealthEvent, ModelRef, Result
+from edge_agent.frontend.spectra import SpectraCache
 from edge_agent.manifest import InputSpec
 from edge_agent.postprocess import interpret
 from edge_agent.runtime.model import ModelRunner
@@ -34,7 +35,10 @@ class ModelPipeline:
         channel_map: dict[str, str] | None = None,
         source: str | None = None,
         input_health: InputHealthConfig | None = None,
+        spectra: SpectraCache | None = None,
     ) -> None:
+        """`spectra`: shared by the pipelines on one source, so that models reading the same
+        window compute its spectra once (the agent passes one per source)."""
         manifest = runner.manifest
         self.device = device
         self.source = source  # the stream this model reads; None: every block pushed to it
@@ -44,7 +48,8 @@ class ModelPipeline:
         self.windower = Windower(
             spec.channels, spec.window, spec.hop, spec.sample_rate_hz, channel_map, spec.max_gap
         )
-        self.features = spec.pipeline()
+        self.spectra = spectra if spectra is not None else SpectraCache()
+        self.features = spec.pipeline(self.spectra)
         self.alarm_config = alarm
         self.alarm = AlarmState(alarm)
         self.sinks = list(sinks)

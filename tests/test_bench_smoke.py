@@ -28,6 +28,7 @@ ARGS = {
     "sd_wear.py": ["--seconds=2", "--runs", "normal:0", "normal:1"],
     "consumer_bench.py": ["--repeats=1", "--messages=200", "--devices=2"],
     "parity.py": ["--test-records=1", "--engines=3"],
+    "frontend_bench.py": ["--repeats=1", "--windows=3"],
 }
 NUMBER = r"[\d,.]+"
 
@@ -73,6 +74,18 @@ def test_every_bench_script_runs_with_tiny_arguments() -> None:
         "cmapss-fd001-rul",
     ]
     assert all(re.fullmatch(NUMBER, cell) for row in models for cell in row[1:4]), models
+    for out in (agent, outputs["frontend_bench.py"]):
+        frontend = _rows(out, "| front end, 3 x 8192 window")
+        assert [row[0] for row in frontend] == [
+            "one numpy rfft of the window (float64)",
+            "vibration-fault alone",
+            "vibration-anomaly alone",
+            "both, each computing its own spectra",
+            "both, sharing the source's spectra (the agent)",
+            "both, shared, steps of bundles 1.0.0 (Hilbert envelope, symmetric Hann)",
+        ]
+        assert all(re.fullmatch(NUMBER, cell) for row in frontend for cell in row[1:]), frontend
+        assert re.search(r"sensors per core; .*: (met|\*\*missed\*\*)\.", out), out
     ingest = _rows(agent, "| ingest, 3-axis 25.6 kHz")
     assert len(ingest) == 3 and all(re.fullmatch(NUMBER, row[1]) for row in ingest), ingest
     process = dict(_rows(agent, "| process (3 bundles loaded"))

@@ -177,18 +177,19 @@ def test_results_held_out_data_and_threshold_match_the_training_configs() -> Non
 
 
 def test_results_int8_versus_float_sentence() -> None:
-    """Test "accuracy and AUC identical; RUL RMSE within N %" against the manifests."""
+    """Test "accuracy within A pt, AUC within B; RUL RMSE within N %" against the manifests."""
     text = " ".join((REPO_ROOT / "docs/results.md").read_text().split())
-    match = re.search(r"accuracy and AUC identical; RUL RMSE within (\d+) %", text)
+    pattern = r"accuracy within ([\d.]+) pt, AUC within ([\d.]+); RUL RMSE within (\d+) %"
+    match = re.search(pattern, text)
     assert match, "the int8 vs float sentence changed; update this test with it"
-    for bundle, key in (("vibration-fault", "accuracy"), ("vibration-anomaly", "roc_auc")):
-        # Identical at the precision the tables print (0.01 % and 5 decimals).
-        digits = 4 if key == "accuracy" else 5
-        assert round(_metric(bundle, key, "float"), digits) == round(
-            _metric(bundle, key, "int8"), digits
-        )
+    points, auc, percent = (float(group) for group in match.groups())
+    for bundle, key, bound in (
+        ("vibration-fault", "accuracy", points / 100),
+        ("vibration-anomaly", "roc_auc", auc),
+    ):
+        assert abs(_metric(bundle, key, "float") - _metric(bundle, key, "int8")) <= bound
     flt, int8 = (_metric("cmapss-fd001-rul", "rmse", w) for w in ("float", "int8"))
-    assert abs(int8 - flt) / flt <= int(match.group(1)) / 100
+    assert abs(int8 - flt) / flt <= percent / 100
 
 
 def test_results_size_table_matches_the_files() -> None:

@@ -1,7 +1,9 @@
 """The feature pipeline declared as data, so a manifest can carry it and both sides run it.
 
 A pipeline is an ordered list of steps; each maps a 2-D array to a 2-D array, except
-`flatten`, which gives 1-D. The first input is one window of shape (time, channels).
+`flatten`, which gives 1-D. The first input is one window of shape (time, channels). Spectral
+steps take their spectra from a `SpectraCache`: one per compiled pipeline, or one handed to every
+pipeline on a source so that models reading the same window share its spectra.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from edge_agent.frontend import features
+from edge_agent.frontend.spectra import SpectraCache
 from edge_agent.schema import StrictModel
 
 FloatArray = Union[list[float], list[list[float]]]  # noqa: UP007 - 1-D per channel, 2-D per element
@@ -22,11 +25,15 @@ Transform = Callable[[np.ndarray], np.ndarray]
 
 
 class _StepBase(StrictModel):
-    def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
-        raise NotImplementedError
+    """A step overrides `apply` (a plain function of its input) or `bind` (constants resolved
+    once, spectra taken from the cache); each default is defined by the other."""
 
-    def bind(self, sample_rate_hz: float | None) -> Transform:
-        """This step as a function of one array, constants resolved once (the per-window path)."""
+    def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
+        return self.bind(sample_rate_hz, SpectraCache())(x)
+
+    def bind(self, sample_rate_hz: float | None, cache: SpectraCache) -> Transform:
+        """This step as a function of one array, constants resolved once (the per-window path);
+        spectral steps take their spectra from `cache`."""
         return lambda x: self.apply(x, sample_rate_hz)
 
 
@@ -46,10 +53,7 @@ class Standardize(_StepBase):
             raise ValueError("mean must be finite and std finite and > 0")
         return self
 
-    def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
-        return self.bind(sample_rate_hz)(x)
-
-    def bind(self, sample_rate_hz: float | None) -> Transform:
+    def bind(self, sample_rate_hz: float | None, cache: SpectraCache) -> Transform:
         mean, std = np.asarray(self.mean, dtype=np.float64), np.asarray(self.std, dtype=np.float64)
         return lambda x: (x - mean) / std
 
@@ -60,7 +64,7 @@ class RemoveMean(_StepBase):
     op: Literal["remove_mean"] = "remove_mean"
 
     def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
-        return x - x.mean(axis=0)
+        return features.remove_mean(x)
 
 
 class Stats(_StepBase):
@@ -74,8 +78,9 @@ class Stats(_StepBase):
         "kurtosis",
     )
 
-    def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
-        return features.stats(x, self.names)
+    def bind(self, sample_rate_hz: float | None, cache: SpectraCache) -> Transform:
+        names = self.names
+        return lambda x: cache.of(x).stats(names)
 
 
 class _Bands(_StepBase):
@@ -93,6 +98,9 @@ class _Bands(_StepBase):
             raise ValueError("log spacing needs f_min > 0")
         return self
 
+    def _edges(self, n: int, rate: float) -> np.ndarray:
+        return features.band_bin_edges(n, rate, self.f_min, self.f_max, self.n_bands, self.spacing)
+
 
 def _require_rate(sample_rate_hz: float | None, op: str) -> float:
     if sample_rate_hz is None:
@@ -101,22 +109,36 @@ def _require_rate(sample_rate_hz: float | None, op: str) -> float:
 
 
 class SpectrumBands(_Bands):
-    """Log band energies of the Hann-windowed power spectrum, shape (n_bands, channels)."""
+    """Log band energies of the Hann-windowed power spectrum, shape (n_bands, channels).
+
+    `taper`: "hann" is the symmetric window (numpy.hanning; bundles made before "hann_periodic"
+    existed keep it); "hann_periodic" is the periodic one, whose spectrum comes from the
+    untapered spectrum an envelope step on the same input computes anyway (one FFT fewer).
+    """
 
     op: Literal["spectrum_bands"] = "spectrum_bands"
+    taper: features.Taper = "hann"
 
-    def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
-        rate = _require_rate(sample_rate_hz, self.op)
-        return features.spectrum_bands(
-            x, rate, self.n_bands, self.f_min, self.f_max, self.spacing, self.log
-        )
+    def bind(self, sample_rate_hz: float | None, cache: SpectraCache) -> Transform:
+        def run(x: np.ndarray) -> np.ndarray:
+            edges = self._edges(x.shape[0], _require_rate(sample_rate_hz, self.op))
+            return features.band_energies(cache.of(x).power(self.taper), edges, self.log)
+
+        return run
 
 
 class EnvelopeBands(_Bands):
-    """Band energies of the envelope spectrum of the band `carrier_hz` (bearing defects)."""
+    """Band energies of the envelope spectrum of the band `carrier_hz` (bearing defects).
+
+    `method`: "hilbert" takes the analytic signal at the window's full length (bundles made
+    before "demodulate" existed keep it); "demodulate" moves the band to 0 Hz and takes the
+    envelope at the lowest rate that still resolves the bands (`features.demodulated_length`):
+    the same envelope sampled more sparsely, a few times cheaper, slightly different values.
+    """
 
     op: Literal["envelope_bands"] = "envelope_bands"
     carrier_hz: tuple[float, float]
+    method: Literal["hilbert", "demodulate"] = "hilbert"
 
     @field_validator("carrier_hz")
     @classmethod
@@ -125,11 +147,20 @@ class EnvelopeBands(_Bands):
             raise ValueError(f"carrier_hz must be [low, high] with 0 < low < high, got {value}")
         return value
 
-    def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
-        rate = _require_rate(sample_rate_hz, self.op)
-        return features.envelope_bands(
-            x, rate, self.carrier_hz, self.n_bands, self.f_min, self.f_max, self.spacing, self.log
-        )
+    def bind(self, sample_rate_hz: float | None, cache: SpectraCache) -> Transform:
+        def run(x: np.ndarray) -> np.ndarray:
+            rate, n = _require_rate(sample_rate_hz, self.op), x.shape[0]
+            edges = self._edges(n, rate)
+            length = self._length(n, rate, int(edges[-1]))
+            power = cache.of(x).envelope_power(rate, self.carrier_hz, length)
+            return features.band_energies(power, edges, self.log)
+
+        return run
+
+    def _length(self, n: int, rate: float, top_bin: int) -> int:
+        if self.method == "hilbert":
+            return n
+        return features.demodulated_length(n, rate, self.carrier_hz, top_bin)
 
 
 class Flatten(_StepBase):
@@ -152,11 +183,8 @@ class Concat(_StepBase):
     axis: Literal["channels", "flat"]
     branches: list[list[Step]] = Field(min_length=1)
 
-    def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
-        return self.bind(sample_rate_hz)(x)
-
-    def bind(self, sample_rate_hz: float | None) -> Transform:
-        branches = [compile_steps(branch, sample_rate_hz) for branch in self.branches]
+    def bind(self, sample_rate_hz: float | None, cache: SpectraCache) -> Transform:
+        branches = [_chain(branch, sample_rate_hz, cache) for branch in self.branches]
         return lambda x: self._join([branch(x) for branch in branches])
 
     def _join(self, outputs: list[np.ndarray]) -> np.ndarray:
@@ -178,8 +206,23 @@ Step = Annotated[
 Concat.model_rebuild()
 
 
-def compile_steps(steps: list[Step], sample_rate_hz: float | None) -> Transform:
-    functions = [step.bind(sample_rate_hz) for step in steps]
+def compile_steps(
+    steps: list[Step], sample_rate_hz: float | None, cache: SpectraCache | None = None
+) -> Transform:
+    """The steps as one function of a window. `cache`: shared with other pipelines on the same
+    source (the agent); without one, the pipeline's own steps still share their spectra."""
+    cache = cache if cache is not None else SpectraCache()
+    chain = _chain(steps, sample_rate_hz, cache)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        cache.new_call()
+        return chain(x)
+
+    return run
+
+
+def _chain(steps: list[Step], sample_rate_hz: float | None, cache: SpectraCache) -> Transform:
+    functions = [step.bind(sample_rate_hz, cache) for step in steps]
 
     def run(x: np.ndarray) -> np.ndarray:
         for function in functions:
@@ -204,10 +247,12 @@ def as_samples(window: np.ndarray) -> np.ndarray:
 class FeaturePipeline:
     """Turns one window (time, channels) into the float32 model input, identically on both sides."""
 
-    def __init__(self, steps: list[Step], sample_rate_hz: float | None) -> None:
+    def __init__(
+        self, steps: list[Step], sample_rate_hz: float | None, cache: SpectraCache | None = None
+    ) -> None:
         self.steps = list(steps)
         self.sample_rate_hz = sample_rate_hz
-        self._run = compile_steps(self.steps, sample_rate_hz)
+        self._run = compile_steps(self.steps, sample_rate_hz, cache)
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
         return self._run(as_samples(window)).astype(np.float32)

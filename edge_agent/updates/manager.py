@@ -384,9 +384,16 @@ def _same_windows(live: ModelPipeline, runner: ModelRunner) -> bool:
 
 def _beside(live: ModelPipeline, runner: ModelRunner, sinks: list) -> ModelPipeline:
     """A pipeline for `runner` in step with `live`: a copy of its windower (same buffered
-    samples, same window boundaries), its alarm rules, its source; no input checks of its own."""
+    samples, same window boundaries), its alarm rules, its source and spectra; no input checks
+    of its own."""
     pipeline = ModelPipeline(
-        live.device, live.ref.id, runner, live.alarm_config, sinks, source=live.source
+        live.device,
+        live.ref.id,
+        runner,
+        live.alarm_config,
+        sinks,
+        source=live.source,
+        spectra=live.spectra,
     )
     pipeline.windower = copy.deepcopy(live.windower)
     pipeline.monitor = None

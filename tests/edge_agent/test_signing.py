@@ -66,8 +66,9 @@ def _flip_model_byte(bundle: Path) -> None:
 
 
 def _edit_manifest(bundle: Path) -> None:
-    text = (bundle / MANIFEST_FILE).read_text()
-    (bundle / MANIFEST_FILE).write_text(text.replace('"version": "1.0.0"', '"version": "1.0.9"'))
+    data = json.loads((bundle / MANIFEST_FILE).read_text())
+    data["version"] = "9.0.0"
+    (bundle / MANIFEST_FILE).write_text(json.dumps(data, indent=1) + "\n")
 
 
 @pytest.mark.parametrize(

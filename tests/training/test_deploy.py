@@ -109,7 +109,7 @@ def test_canary_promoted_then_the_rest(
 ) -> None:
     """Test discovery, canary first, then the other two: all promoted, exit 0, a rerun skips all."""
     private, public = key
-    seed = bundle(tmp_path, private, "v100")
+    seed = bundle(tmp_path, private, "v100", version="1.0.0")
     update = bundle(tmp_path, private, "v101", version="1.0.1")
     sub = Subscriber(broker, "pdm/#")
     with fleet(tmp_path, broker, public, seed) as agents:
@@ -162,7 +162,7 @@ def test_a_failing_canary_stops_the_rollout(
 ) -> None:
     """Test that a canary rolled back (labels reversed) leaves the others untouched on 1.0.0."""
     private, public = key
-    seed = bundle(tmp_path, private, "v100")
+    seed = bundle(tmp_path, private, "v100", version="1.0.0")
     labels = json.loads((seed / MANIFEST_FILE).read_text())["output"]["labels"]
     reversed_labels = bundle(
         tmp_path, private, "v101-reversed", version="1.0.1", output__labels=labels[::-1]
@@ -210,7 +210,7 @@ def test_a_command_the_device_turns_down_fails_at_once(
 ) -> None:
     """Test that a device's reply refusing the command (unknown model id) is a failure, exit 1."""
     private, public = key
-    seed = bundle(tmp_path, private, "v100")
+    seed = bundle(tmp_path, private, "v100", version="1.0.0")
     sub = Subscriber(broker, "pdm/#")
     with fleet(tmp_path, broker, public, seed, ["line-1"]):
         wait_until(lambda: running(sub, "line-1") == "1.0.0", 30, "the device")

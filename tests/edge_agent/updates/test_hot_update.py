@@ -83,7 +83,7 @@ def test_update_shadow_promote_refuse_roll_back_and_restart(
     version are refused; 1.0.2 with its labels reversed misses the shadow bar and is rolled back;
     the rollback command returns to 1.0.0; a restart runs the store's current version."""
     private, public = key
-    seed = bundle(tmp_path, private, "v100")
+    seed = bundle(tmp_path, private, "v100", version="1.0.0")
     sub = Subscriber(broker, f"pdm/{DEVICE}/#")
     steps = Steps(sub)
     agent = Agent(load_agent_config(config(tmp_path, broker, public, seed)))
@@ -183,7 +183,7 @@ def test_sigkill_during_an_update_leaves_the_old_or_the_new_model(
     from tests.conftest import start_agent
 
     private, public = key
-    seed = bundle(tmp_path, private, "v100")
+    seed = bundle(tmp_path, private, "v100", version="1.0.0")
     update = bundle(tmp_path, private, "v101", version="1.0.1")
     path = config(tmp_path, broker, public, seed)
     sub = Subscriber(broker, f"{BASE}/deployment/event", client_id=f"kill-{kill_at}")
