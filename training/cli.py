@@ -181,6 +181,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         labels=getattr(manifest.output, "labels", None),
         threshold=getattr(manifest.output, "threshold", None),
         tags=split.tags or None,
+        anomaly=manifest.output if manifest.task == "anomaly" else None,  # type: ignore[arg-type]
     )
     if args.predictions:
         _write_predictions(Path(args.predictions), manifest, split, result.predictions)

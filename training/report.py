@@ -58,7 +58,8 @@ def _confusion(outcome: TrainOutcome, data: TaskData, folder) -> str:
 def _scores(outcome: TrainOutcome, data: TaskData, folder) -> str:
     scores = outcome.int8_eval.predictions
     faulty = data.test.targets.astype(bool)
-    threshold = outcome.manifest.output.threshold  # type: ignore[union-attr]
+    output = outcome.manifest.output
+    threshold = output.threshold  # type: ignore[union-attr]
     bins = np.geomspace(max(scores.min(), 1e-6), scores.max(), 60)
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.hist(scores[~faulty], bins=bins, alpha=0.6, label="normal")
@@ -66,7 +67,8 @@ def _scores(outcome: TrainOutcome, data: TaskData, folder) -> str:
     ax.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.3g}")
     ax.set(
         xscale="log",
-        xlabel="reconstruction MSE",
+        xlabel=output.score.replace("_", " ")  # type: ignore[union-attr]
+        + (" (smoothed)" if output.smoothing else ""),  # type: ignore[union-attr]
         ylabel="windows",
         title="Anomaly scores (int8, test)",
     )
@@ -108,6 +110,8 @@ def write_report(outcome: TrainOutcome, data: TaskData) -> None:
         "tables": {"float": outcome.float_eval.tables, "int8": outcome.int8_eval.tables},
         "sizes_bytes": outcome.sizes,
         "seconds": outcome.seconds,
+        "warnings": outcome.notes,
+        "gate_failures": outcome.gate,
     }
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     rows = "\n".join(
@@ -120,7 +124,15 @@ def write_report(outcome: TrainOutcome, data: TaskData) -> None:
         "",
         f"Test data: {manifest.metrics.evaluated_on}.",
         *[f"Data: {note}." for note in data.notes],
+        *[f"**Warning**: {note}." for note in outcome.notes],
         "",
+        *(
+            ["**Bundle not written**: the int8 model falls behind float beyond `[gate]`:", ""]
+            + [f"- {failure}" for failure in outcome.gate]
+            + [""]
+            if outcome.gate
+            else []
+        ),
         "| metric | float | int8 |",
         "|---|---|---|",
         rows,

@@ -7,7 +7,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +15,8 @@ import numpy as np
 
 import edge_agent
 from edge_agent.bundle import MANIFEST_FILE, MODEL_FILE, Bundle, sha256_hex
+from edge_agent.errors import DataError
+from edge_agent.frontend.baseline import BaselineSpec, apply_baseline, fit_baseline
 from edge_agent.frontend.steps import Standardize, Step, as_samples, compile_steps
 from edge_agent.manifest import (
     SCHEMA_VERSION,
@@ -35,8 +37,16 @@ from edge_agent.runtime.backends import resolve_interpreter
 from edge_agent.runtime.model import ModelRunner, load_model
 from edge_agent.runtime.quantization import tensor_spec
 from training.config import TrainConfig
-from training.datasets import TaskData, build_task_data
-from training.evaluation import Evaluation, calibrate_threshold, evaluate
+from training.datasets import Split, TaskData, build_task_data
+from training.evaluation import (
+    Evaluation,
+    GateError,
+    calibrate_threshold,
+    evaluate,
+    gate_failures,
+    quantile_support,
+    window_scores,
+)
 
 Log = Callable[[str], None]
 
@@ -55,6 +65,8 @@ class TrainOutcome:
     history: dict[str, list[float]]
     sizes: dict[str, int]
     seconds: float
+    notes: list[str] = field(default_factory=list)  # warnings the report must repeat
+    gate: list[str] = field(default_factory=list)  # why the int8 model was refused, if it was
 
 
 def _features(steps: list[Step], windows: np.ndarray, rate: float | None) -> np.ndarray:
@@ -92,6 +104,51 @@ def _fit_steps(config: TrainConfig, data: TaskData, log: Log) -> tuple[list[Step
     return steps, {name: x.astype(np.float32) for name, x in raw.items()}
 
 
+def _with_baseline(data: TaskData, spec: BaselineSpec | None, log: Log) -> TaskData:
+    """Each window standardised by its own stream's baseline (edge_agent.frontend.baseline),
+    fitted on the stream's first rows; windows ending within them are dropped, as the agent
+    does not score them."""
+    if spec is None:
+        return data
+    fitted = {
+        stream: fit_baseline(spec, rows)
+        for stream, rows in enumerate(data.streams)
+        if len(rows) >= spec.samples
+    }
+
+    def standardised(name: str, split: Split) -> Split:
+        assert split.streams is not None and split.ends is not None and split.runs is not None
+        keep = split.ends >= spec.samples
+        log(
+            f"[baseline] {name}: {int((~keep).sum())} of {len(keep)} windows end within the "
+            f"first {spec.samples} samples of their file and are not scored"
+        )
+        windows = [
+            apply_baseline(fitted[int(stream)], window)
+            for stream, window in zip(split.streams[keep], split.windows[keep])
+        ]
+        shape = (0, *split.windows.shape[1:])
+        return replace(
+            split,
+            windows=np.stack(windows).astype(np.float32) if windows else np.empty(shape),
+            targets=split.targets[keep],
+            tags=[tag for tag, kept in zip(split.tags, keep) if kept] if split.tags else [],
+            runs=split.runs[keep],
+            streams=split.streams[keep],
+            ends=split.ends[keep],
+        )
+
+    splits = {name: standardised(name, getattr(data, name)) for name in ("train", "val", "test")}
+    empty = [name for name, split in splits.items() if len(split.windows) == 0]
+    if empty:
+        raise DataError(
+            data.name,
+            f"no {' or '.join(empty)} window ends after the baseline's first {spec.samples} "
+            "samples of its file: lower input.baseline.samples",
+        )
+    return replace(data, **splits)
+
+
 def write_manifest(bundle_dir: Path, manifest: Manifest) -> None:
     (bundle_dir / MANIFEST_FILE).write_text(
         json.dumps(manifest.model_dump(mode="json", by_alias=True), indent=1) + "\n"
@@ -124,7 +181,7 @@ def _build_model(config: TrainConfig, input_shape: tuple[int, ...], n_classes: i
         model = models.cnn1d_classifier(input_shape, n_classes, config.model)
         loss, watch = "sparse_categorical_crossentropy", ["accuracy"]
     elif config.task == "anomaly":
-        model = models.dense_autoencoder(input_shape, config.model)
+        model = getattr(models, config.model.architecture)(input_shape, config.model)
         loss, watch = "mse", []
     else:
         model = models.cnn1d_regressor(input_shape, config.model)
@@ -172,27 +229,71 @@ def _library_versions() -> dict[str, str]:
     }
 
 
-def _task_output(config: TrainConfig, data: TaskData, threshold: float | None):
+def _task_output(
+    config: TrainConfig, data: TaskData, threshold: float = 1.0, windows: int | None = None
+):
     if config.task == "classification":
         return ClassificationOutput(labels=data.labels)
     if config.task == "anomaly":
+        out = config.output
+        if out.threshold is not None:
+            return AnomalyOutput(
+                score=out.score,
+                threshold=out.threshold,
+                threshold_source="given",
+                smoothing=out.smoothing,
+            )
         return AnomalyOutput(
-            score="reconstruction_mse",
+            score=out.score,
             threshold=threshold,
-            threshold_quantile=config.output.threshold_quantile,
+            threshold_quantile=out.threshold_quantile,
+            threshold_margin=out.threshold_margin,
+            calibrated_on=out.calibrate_on,
+            calibration_windows=windows,
+            smoothing=out.smoothing,
         )
     return RulOutput(units=config.output.rul_units, cap=config.output.rul_cap)
 
 
-def _evaluate_split(config: TrainConfig, data: TaskData, inputs, outputs, threshold) -> Evaluation:
+def _calibrate(
+    config: TrainConfig, data: TaskData, x: dict, predict, log: Log, notes: list[str], which: str
+) -> AnomalyOutput:
+    """The anomaly output with its threshold: fixed, or the quantile (x margin) of the normal
+    calibration windows' scores, smoothed per run of consecutive windows as the agent does."""
+    draft = _task_output(config, data)
+    if draft.threshold_source == "given":
+        return draft
+    names = ["val"] if config.output.calibrate_on == "validation" else ["train", "val"]
+    scores = np.concatenate(
+        [
+            window_scores(draft, x[name], predict(x[name]), getattr(data, name).runs)
+            for name in names
+        ]
+    )
+    quantile, margin = config.output.threshold_quantile, config.output.threshold_margin
+    threshold = max(calibrate_threshold(scores, quantile) * margin, 1e-12)
+    log(
+        f"[threshold] {which}: {threshold:.6g} = quantile {quantile:g} x {margin:g} of "
+        f"{len(scores)} {config.output.calibrate_on} windows"
+    )
+    problem = quantile_support(len(scores), quantile)
+    if problem is not None:
+        log(f"[threshold] warning: {problem}")
+        if problem not in notes:
+            notes.append(problem)
+    return _task_output(config, data, threshold, len(scores))
+
+
+def _evaluate_split(config: TrainConfig, data: TaskData, inputs, outputs, anomaly) -> Evaluation:
     return evaluate(
         config.task,
         inputs,
         outputs,
         data.test.targets,
         labels=data.labels,
-        threshold=threshold,
         tags=data.test.tags or None,
+        anomaly=anomaly,
+        runs=data.test.runs,
     )
 
 
@@ -205,7 +306,6 @@ def train(
 ) -> TrainOutcome:
     import keras
 
-    from training.evaluation import anomaly_scores
     from training.quantize import to_float_tflite, to_int8_tflite
     from training.report import write_report
 
@@ -219,17 +319,18 @@ def train(
         f"[data] train {len(data.train.windows)}, val {len(data.val.windows)}, "
         f"test {len(data.test.windows)} windows of {config.input.window}x{len(data.channels)}"
     )
+    reference = channel_reference(data)  # of the raw samples, before any baseline
+    data = _with_baseline(data, config.input.baseline, log)
     steps, x = _fit_steps(config, data, log)
     model = _build_model(config, x["train"].shape[1:], len(data.labels or []))
     history = _fit(config, model, x, data, log)
 
     predict = lambda inputs: model.predict(inputs, verbose=0, batch_size=1024)  # noqa: E731
-    threshold_float = threshold_int8 = None
+    notes: list[str] = []
+    output_float = output_int8 = _task_output(config, data)
     if config.task == "anomaly":
-        threshold_float = calibrate_threshold(
-            anomaly_scores(x["val"], predict(x["val"])), config.output.threshold_quantile
-        )
-    float_eval = _evaluate_split(config, data, x["test"], predict(x["test"]), threshold_float)
+        output_float = _calibrate(config, data, x, predict, log, notes, "float")
+    float_eval = _evaluate_split(config, data, x["test"], predict(x["test"]), output_float)
     log(f"[float] {float_eval.values}")
 
     log("[quantize] full-int8 post-training quantization")
@@ -257,9 +358,10 @@ def train(
             window=config.input.window,
             hop=config.input.hop,
             features=steps,
-            reference=channel_reference(data),
+            reference=reference,
+            baseline=config.input.baseline,
         ),
-        output=_task_output(config, data, threshold_float or 1.0),
+        output=output_float,
         tensors=tensors,
         metrics=Metrics(evaluated_on=data.test_description, values={}),
         model_sha256=sha256_hex(int8_model),
@@ -275,19 +377,17 @@ def train(
     runner = ModelRunner(Bundle(path=bundle_dir, manifest=draft, model=int8_model))
     log(f"[int8] evaluating on {runner.backend}")
     if config.task == "anomaly":
-        threshold_int8 = calibrate_threshold(
-            anomaly_scores(x["val"], runner.predict_many(x["val"])),
-            config.output.threshold_quantile,
-        )
+        output_int8 = _calibrate(config, data, x, runner.predict_many, log, notes, "int8")
     int8_eval = _evaluate_split(
-        config, data, x["test"], runner.predict_many(x["test"]), threshold_int8
+        config, data, x["test"], runner.predict_many(x["test"]), output_int8
     )
     log(f"[int8] {int8_eval.values}")
+    refused = gate_failures(config.gate, float_eval.values, int8_eval.values)
 
     golden_output = runner.predict(x["test"][0])
     manifest = draft.model_copy(
         update={
-            "output": _task_output(config, data, threshold_int8),
+            "output": output_int8,
             "metrics": Metrics(
                 evaluated_on=data.test_description,
                 values={
@@ -302,11 +402,12 @@ def train(
             ),
         }
     )
-    bundle_dir.mkdir(parents=True, exist_ok=True)
-    (bundle_dir / MODEL_FILE).write_bytes(int8_model)
-    write_manifest(bundle_dir, manifest)
-    load_model(bundle_dir)  # the bundle as a device reads it: hash, tensors, golden smoke test
-    log(f"[bundle] wrote and verified {bundle_dir}")
+    if not refused:
+        bundle_dir.mkdir(parents=True, exist_ok=True)
+        (bundle_dir / MODEL_FILE).write_bytes(int8_model)
+        write_manifest(bundle_dir, manifest)
+        load_model(bundle_dir)  # the bundle as a device reads it: hash, tensors, golden smoke test
+        log(f"[bundle] wrote and verified {bundle_dir}")
 
     sizes = {"int8_tflite": len(int8_model), "float_tflite": len(float_model)}
     outcome = TrainOutcome(
@@ -318,7 +419,14 @@ def train(
         history,
         sizes,
         time.perf_counter() - started,
+        notes,
+        refused,
     )
     write_report(outcome, data)
     log(f"[report] {outcome.report_dir} ({outcome.seconds:.0f}s total)")
+    if refused:
+        raise GateError(
+            f"int8 model refused, bundle not written ({outcome.report_dir / 'summary.md'} "
+            f"says why): {'; '.join(refused)}"
+        )
     return outcome

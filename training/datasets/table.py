@@ -194,35 +194,42 @@ def build(data: TableData, task: str, window: int, hop: int, rul_cap: float) -> 
         return np.stack([recording.columns[c][segment] for c in data.channels], axis=1)
 
     breaks = _Breaks()
-    parts: dict[str, list[tuple[np.ndarray, str]]] = {"train": [], "val": [], "test": []}
-    for recording in train_recs:
+    # (samples, tag, stream, stream row of the first sample): each file is a stream.
+    parts: dict[str, list[tuple[np.ndarray, str, int, int]]] = {"train": [], "val": [], "test": []}
+    recordings = train_recs + (test_recs or [])
+    for stream, recording in enumerate(train_recs):
         for segment in _segments(recording, data, rate, data.label_column, breaks):
             tag = tag_of(recording, segment)
             samples = samples_of(recording, segment)
             if task == "anomaly" and tag != data.normal_label:
                 # Anomaly models never train on faults: they only serve as test examples.
                 if split_off_test:
-                    parts["test"].append((samples, tag))
+                    parts["test"].append((samples, tag, stream, segment.start))
                 continue
             for name, part in zip(
                 ("train", "val", "test"), _chronological(slice(0, samples.shape[0]), fractions)
             ):
-                parts[name].append((samples[part], tag))
-    for recording in test_recs or []:
+                parts[name].append((samples[part], tag, stream, segment.start + part.start))
+    for stream, recording in enumerate(test_recs or [], start=len(train_recs)):
         for segment in _segments(recording, data, rate, data.label_column, breaks):
-            parts["test"].append((samples_of(recording, segment), tag_of(recording, segment)))
+            parts["test"].append(
+                (samples_of(recording, segment), tag_of(recording, segment), stream, segment.start)
+            )
 
-    labels = sorted({tag for _, tag in parts["train"]}) if task == "classification" else None
+    labels = sorted({p[1] for p in parts["train"]}) if task == "classification" else None
 
     def windows_of(name: str) -> Split:
-        chunks, tags = [], []
-        for samples, tag in parts[name]:
+        chunks, tags, runs, streams, ends = [], [], [], [], []
+        for run, (samples, tag, stream, first) in enumerate(parts[name]):
             w = sliding_windows(samples, window, hop)
             chunks.append(w)
             tags += [tag] * len(w)
+            runs.append(np.full(len(w), run))
+            streams.append(np.full(len(w), stream))
+            ends.append(first + window - 1 + hop * np.arange(len(w)))
         files = test_files if name == "test" and test_files else train_files
         if not tags:
-            longest = max((len(s) for s, _ in parts[name]), default=0)
+            longest = max((len(p[0]) for p in parts[name]), default=0)
             raise DataError(
                 _label(files),
                 f"no complete {window}-sample window for the {name} split: "
@@ -235,7 +242,14 @@ def build(data: TableData, task: str, window: int, hop: int, rul_cap: float) -> 
             targets = np.array([labels.index(t) for t in tags])
         else:
             targets = np.array([int(t != data.normal_label) for t in tags])
-        return Split(np.concatenate(chunks).astype(np.float32), targets, tags)
+        return Split(
+            np.concatenate(chunks).astype(np.float32),
+            targets,
+            tags,
+            runs=np.concatenate(runs),
+            streams=np.concatenate(streams),
+            ends=np.concatenate(ends),
+        )
 
     train = windows_of("train")
     return TaskData(
@@ -248,12 +262,13 @@ def build(data: TableData, task: str, window: int, hop: int, rul_cap: float) -> 
         train=train,
         val=windows_of("val"),
         test=windows_of("test"),
-        train_rows=np.concatenate([s for s, _ in parts["train"]]),
+        train_rows=np.concatenate([p[0] for p in parts["train"]]),
         test_description=_label(test_files)
         if test_files
         else f"last {data.test_fraction:.0%} of {_label(train_files)}",
         labels=labels,
         notes=breaks.notes,
+        streams=[samples_of(r, slice(0, len(r))) for r in recordings],
     )
 
 
