@@ -222,7 +222,10 @@ class Golden(StrictModel):
     """A model input and the output the exported model gave for it: a smoke test after load."""
 
     input: list[float] | list[list[float]]
-    output: list[float]
+    output: list[float] | list[list[float]] = Field(
+        description="As the model gives it, without the batch axis (2-D for a sequence "
+        "autoencoder)."
+    )
     atol: float = Field(gt=0, description="Largest max-abs error accepted by default.")
     atol_by_backend: dict[InterpreterName, Annotated[float, Field(gt=0)]] | None = Field(
         default=None,
