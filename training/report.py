@@ -94,6 +94,29 @@ def _rul(outcome: TrainOutcome, data: TaskData, folder) -> str:
     return "rul_per_engine.png"
 
 
+def _threshold_line(manifest) -> list[str]:
+    """How an anomaly threshold was set, in one sentence (nothing for other tasks)."""
+    output = manifest.output
+    if manifest.task != "anomaly":
+        return []
+    if output.threshold_source == "given":
+        how = "given in the config"
+    else:
+        margin = f" x {output.threshold_margin:g}" if output.threshold_margin != 1 else ""
+        how = (
+            f"quantile {output.threshold_quantile:g}{margin} of {output.calibration_windows} "
+            f"{output.calibrated_on} windows"
+        )
+    smoothing = output.smoothing
+    smoothed = (
+        ""
+        if smoothing is None
+        else f"; scores smoothed ({smoothing.method} "
+        f"{smoothing.alpha if smoothing.method == 'ewma' else smoothing.windows})"
+    )
+    return [f"Anomaly threshold {output.threshold:.6g} ({output.score}): {how}{smoothed}."]
+
+
 def write_report(outcome: TrainOutcome, data: TaskData) -> None:
     folder = outcome.report_dir
     folder.mkdir(parents=True, exist_ok=True)
@@ -124,6 +147,7 @@ def write_report(outcome: TrainOutcome, data: TaskData) -> None:
         "",
         f"Test data: {manifest.metrics.evaluated_on}.",
         *[f"Data: {note}." for note in data.notes],
+        *_threshold_line(manifest),
         *[f"**Warning**: {note}." for note in outcome.notes],
         "",
         *(

@@ -7,7 +7,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,12 +15,9 @@ import numpy as np
 
 import edge_agent
 from edge_agent.bundle import MANIFEST_FILE, MODEL_FILE, Bundle, sha256_hex
-from edge_agent.errors import DataError
-from edge_agent.frontend.baseline import BaselineSpec, apply_baseline, fit_baseline
 from edge_agent.frontend.steps import Standardize, Step, as_samples, compile_steps
 from edge_agent.manifest import (
     SCHEMA_VERSION,
-    AnomalyOutput,
     ChannelReference,
     ClassificationOutput,
     DatasetInfo,
@@ -36,17 +33,10 @@ from edge_agent.manifest import (
 from edge_agent.runtime.backends import resolve_interpreter
 from edge_agent.runtime.model import ModelRunner, load_model
 from edge_agent.runtime.quantization import tensor_spec
+from training.anomaly import anomaly_output, calibrate, with_baseline
 from training.config import TrainConfig
-from training.datasets import Split, TaskData, build_task_data
-from training.evaluation import (
-    Evaluation,
-    GateError,
-    calibrate_threshold,
-    evaluate,
-    gate_failures,
-    quantile_support,
-    window_scores,
-)
+from training.datasets import TaskData, build_task_data
+from training.evaluation import Evaluation, GateError, evaluate, gate_failures
 
 Log = Callable[[str], None]
 
@@ -102,51 +92,6 @@ def _fit_steps(config: TrainConfig, data: TaskData, log: Log) -> tuple[list[Step
         steps.append(fitted)
         raw = {name: fitted.apply(x, data.sample_rate_hz) for name, x in raw.items()}
     return steps, {name: x.astype(np.float32) for name, x in raw.items()}
-
-
-def _with_baseline(data: TaskData, spec: BaselineSpec | None, log: Log) -> TaskData:
-    """Each window standardised by its own stream's baseline (edge_agent.frontend.baseline),
-    fitted on the stream's first rows; windows ending within them are dropped, as the agent
-    does not score them."""
-    if spec is None:
-        return data
-    fitted = {
-        stream: fit_baseline(spec, rows)
-        for stream, rows in enumerate(data.streams)
-        if len(rows) >= spec.samples
-    }
-
-    def standardised(name: str, split: Split) -> Split:
-        assert split.streams is not None and split.ends is not None and split.runs is not None
-        keep = split.ends >= spec.samples
-        log(
-            f"[baseline] {name}: {int((~keep).sum())} of {len(keep)} windows end within the "
-            f"first {spec.samples} samples of their file and are not scored"
-        )
-        windows = [
-            apply_baseline(fitted[int(stream)], window)
-            for stream, window in zip(split.streams[keep], split.windows[keep])
-        ]
-        shape = (0, *split.windows.shape[1:])
-        return replace(
-            split,
-            windows=np.stack(windows).astype(np.float32) if windows else np.empty(shape),
-            targets=split.targets[keep],
-            tags=[tag for tag, kept in zip(split.tags, keep) if kept] if split.tags else [],
-            runs=split.runs[keep],
-            streams=split.streams[keep],
-            ends=split.ends[keep],
-        )
-
-    splits = {name: standardised(name, getattr(data, name)) for name in ("train", "val", "test")}
-    empty = [name for name, split in splits.items() if len(split.windows) == 0]
-    if empty:
-        raise DataError(
-            data.name,
-            f"no {' or '.join(empty)} window ends after the baseline's first {spec.samples} "
-            "samples of its file: lower input.baseline.samples",
-        )
-    return replace(data, **splits)
 
 
 def write_manifest(bundle_dir: Path, manifest: Manifest) -> None:
@@ -229,59 +174,12 @@ def _library_versions() -> dict[str, str]:
     }
 
 
-def _task_output(
-    config: TrainConfig, data: TaskData, threshold: float = 1.0, windows: int | None = None
-):
+def _task_output(config: TrainConfig, data: TaskData):
     if config.task == "classification":
         return ClassificationOutput(labels=data.labels)
     if config.task == "anomaly":
-        out = config.output
-        if out.threshold is not None:
-            return AnomalyOutput(
-                score=out.score,
-                threshold=out.threshold,
-                threshold_source="given",
-                smoothing=out.smoothing,
-            )
-        return AnomalyOutput(
-            score=out.score,
-            threshold=threshold,
-            threshold_quantile=out.threshold_quantile,
-            threshold_margin=out.threshold_margin,
-            calibrated_on=out.calibrate_on,
-            calibration_windows=windows,
-            smoothing=out.smoothing,
-        )
+        return anomaly_output(config.output)
     return RulOutput(units=config.output.rul_units, cap=config.output.rul_cap)
-
-
-def _calibrate(
-    config: TrainConfig, data: TaskData, x: dict, predict, log: Log, notes: list[str], which: str
-) -> AnomalyOutput:
-    """The anomaly output with its threshold: fixed, or the quantile (x margin) of the normal
-    calibration windows' scores, smoothed per run of consecutive windows as the agent does."""
-    draft = _task_output(config, data)
-    if draft.threshold_source == "given":
-        return draft
-    names = ["val"] if config.output.calibrate_on == "validation" else ["train", "val"]
-    scores = np.concatenate(
-        [
-            window_scores(draft, x[name], predict(x[name]), getattr(data, name).runs)
-            for name in names
-        ]
-    )
-    quantile, margin = config.output.threshold_quantile, config.output.threshold_margin
-    threshold = max(calibrate_threshold(scores, quantile) * margin, 1e-12)
-    log(
-        f"[threshold] {which}: {threshold:.6g} = quantile {quantile:g} x {margin:g} of "
-        f"{len(scores)} {config.output.calibrate_on} windows"
-    )
-    problem = quantile_support(len(scores), quantile)
-    if problem is not None:
-        log(f"[threshold] warning: {problem}")
-        if problem not in notes:
-            notes.append(problem)
-    return _task_output(config, data, threshold, len(scores))
 
 
 def _evaluate_split(config: TrainConfig, data: TaskData, inputs, outputs, anomaly) -> Evaluation:
@@ -320,16 +218,16 @@ def train(
         f"test {len(data.test.windows)} windows of {config.input.window}x{len(data.channels)}"
     )
     reference = channel_reference(data)  # of the raw samples, before any baseline
-    data = _with_baseline(data, config.input.baseline, log)
+    data = with_baseline(data, config.input.baseline, log)
     steps, x = _fit_steps(config, data, log)
     model = _build_model(config, x["train"].shape[1:], len(data.labels or []))
     history = _fit(config, model, x, data, log)
 
     predict = lambda inputs: model.predict(inputs, verbose=0, batch_size=1024)  # noqa: E731
     notes: list[str] = []
-    output_float = output_int8 = _task_output(config, data)
+    output_float = output_int8 = None  # anomaly outputs with each model's own threshold
     if config.task == "anomaly":
-        output_float = _calibrate(config, data, x, predict, log, notes, "float")
+        output_float = calibrate(config.output, data, x, predict, log, notes, "float")
     float_eval = _evaluate_split(config, data, x["test"], predict(x["test"]), output_float)
     log(f"[float] {float_eval.values}")
 
@@ -361,7 +259,7 @@ def train(
             reference=reference,
             baseline=config.input.baseline,
         ),
-        output=output_float,
+        output=output_float or _task_output(config, data),
         tensors=tensors,
         metrics=Metrics(evaluated_on=data.test_description, values={}),
         model_sha256=sha256_hex(int8_model),
@@ -377,7 +275,7 @@ def train(
     runner = ModelRunner(Bundle(path=bundle_dir, manifest=draft, model=int8_model))
     log(f"[int8] evaluating on {runner.backend}")
     if config.task == "anomaly":
-        output_int8 = _calibrate(config, data, x, runner.predict_many, log, notes, "int8")
+        output_int8 = calibrate(config.output, data, x, runner.predict_many, log, notes, "int8")
     int8_eval = _evaluate_split(
         config, data, x["test"], runner.predict_many(x["test"]), output_int8
     )
@@ -387,7 +285,7 @@ def train(
     golden_output = runner.predict(x["test"][0])
     manifest = draft.model_copy(
         update={
-            "output": output_int8,
+            "output": output_int8 or _task_output(config, data),
             "metrics": Metrics(
                 evaluated_on=data.test_description,
                 values={

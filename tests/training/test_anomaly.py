@@ -16,11 +16,12 @@ from edge_agent.manifest import AnomalyOutput
 from edge_agent.pipeline import ModelPipeline
 from edge_agent.runtime import load_model
 from edge_agent.stream.blocks import SampleBlock
+from training.anomaly import with_baseline
 from training.cli import main as train_main
 from training.config import load_config
 from training.datasets import build_task_data
 from training.evaluation import anomaly_scores, window_scores
-from training.trainer import _features, _with_baseline
+from training.trainer import _features
 
 RATE = 100.0
 T0 = 1_700_000_000.0
@@ -168,8 +169,15 @@ def test_manifest_records_the_threshold_policy(trained: dict[str, tuple[Path, st
     assert train_val and int(train_val.group(1)) == output.calibration_windows
     config, _ = load_config(trained["conv"][0].parent.parent / "conv.toml")
     data = build_task_data(config)
-    baselined = _with_baseline(data, config.input.baseline, lambda _: None)
+    baselined = with_baseline(data, config.input.baseline, lambda _: None)
     assert output.calibration_windows == len(baselined.train.windows) + len(baselined.val.windows)
+    summary = (
+        trained["conv"][0].parent.parent / "reports" / "tiny-conv-ae" / "summary.md"
+    ).read_text()
+    assert (
+        f"(reconstruction_mae): quantile 0.95 x 1.2 of {output.calibration_windows} "
+        "train+validation windows; scores smoothed (ewma 0.5)."
+    ) in summary
 
 
 def test_too_few_calibration_windows_are_reported(trained: dict[str, tuple[Path, str]]) -> None:
@@ -191,7 +199,7 @@ def _training_scores(project: Path, name: str, bundle: Path) -> tuple[list, list
     config, _ = load_config(project / f"{name}.toml")
     dataset = config.dataset.model_copy(update={"test": [project / "stream.csv"]})
     config = config.model_copy(update={"dataset": dataset})
-    data = _with_baseline(build_task_data(config), config.input.baseline, lambda _: None)
+    data = with_baseline(build_task_data(config), config.input.baseline, lambda _: None)
     runner = load_model(bundle)
     spec = runner.manifest.input
     inputs = _features(spec.features, data.test.windows, spec.sample_rate_hz).astype(np.float32)

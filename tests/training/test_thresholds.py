@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from training.anomaly import calibrate
 from training.config import GateConfig, TrainConfig
 from training.datasets import Split, TaskData
 from training.evaluation import gate_failures, quantile_support
-from training.trainer import _calibrate
 
 
 def _config(**output) -> TrainConfig:
@@ -52,7 +52,7 @@ def _threshold(config: TrainConfig, train: list[float], val: list[float], runs=N
     data, x = _data(train, val, runs)
     lines: list[str] = []
     notes: list[str] = []
-    output = _calibrate(config, data, x, _zeros, lines.append, notes, "float")
+    output = calibrate(config.output, data, x, _zeros, lines.append, notes, "float")
     return output, lines, notes
 
 
