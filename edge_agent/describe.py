@@ -51,6 +51,8 @@ def summary_lines(runner: ModelRunner, golden_error: float) -> list[str]:
         f"window {spec.window}, hop {spec.hop}",
         f"  features {' -> '.join(step.op for step in spec.features) or '(raw window)'}",
     ]
+    if spec.baseline is not None:
+        lines.append(f"  baseline per stream, fitted on its first {spec.baseline.samples} samples")
     if manifest.task == "classification":
         lines.append(f"  labels   {manifest.output.labels}")  # type: ignore[union-attr]
     else:

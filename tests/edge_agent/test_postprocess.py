@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from edge_agent.manifest import AnomalyOutput, Smoothing
-from edge_agent.mqtt.contract import ResultPayload
 from edge_agent.postprocess import ScoreSmoother, anomaly_score, reconstruction_mse, smooth_scores
 
 INPUT = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
@@ -75,28 +74,3 @@ def test_old_anomaly_outputs_still_load_and_given_has_no_quantile() -> None:
         AnomalyOutput(
             score="reconstruction_mae", threshold=1, threshold_source="given", threshold_margin=2.0
         )
-
-
-def _payload(task: str, **fields) -> dict:
-    return {
-        "schema_version": 1,
-        "type": "result",
-        "device": "d",
-        "model": {"id": "m", "name": "m", "version": "1.0.0"},
-        "seq": 1,
-        "window": {"start": 0.0, "end": 1.0},
-        "published_at": 1.0,
-        "task": task,
-        "latency_ms": 0.1,
-        "historical": False,
-        **fields,
-    }
-
-
-def test_result_contract_takes_raw_score_for_anomaly_only() -> None:
-    """Test that raw_score is an optional anomaly field and foreign to other tasks."""
-    anomaly = {"score": 2.0, "threshold": 1.0, "is_anomaly": True}
-    assert ResultPayload.model_validate(_payload("anomaly", **anomaly, raw_score=3.0)).raw_score
-    ResultPayload.model_validate(_payload("anomaly", **anomaly))
-    with pytest.raises(ValueError, match="cannot carry raw_score"):
-        ResultPayload.model_validate(_payload("rul", rul=3.0, units="cycles", raw_score=1.0))

@@ -268,3 +268,35 @@ def test_baseline_does_not_depend_on_how_samples_are_blocked(
     assert seen[0][0] == (295 - 31) // 8 + 1
     for _, _, ends in seen:
         assert ends[0] == pytest.approx(T0 + 303 / RATE)
+
+
+def test_windows_before_the_baseline_are_not_scored_and_that_is_said(
+    project: Path, trained: dict[str, tuple[Path, str]], capsys: pytest.CaptureFixture
+) -> None:
+    """Test that until the stream's first 300 samples arrived the pipeline names the incomplete
+    baseline as the reason for no output, and `edge-agent check-model` shows the baseline."""
+    runner = load_model(trained["conv"][0])
+    pipeline = ModelPipeline("d", "m", runner, AlarmConfig(enabled=False), [_Collect()])
+    rows = np.loadtxt(project / "m3.csv", delimiter=",", skiprows=1, usecols=(1, 2))[:250]
+    assert pipeline.push(SampleBlock("s", ("a", "b"), rows, T0, rate_hz=RATE)) == 0
+    assert pipeline.no_output_reason() == (
+        "baseline incomplete: 250 of 300 samples collected; 28 windows before it were not scored"
+    )
+    assert agent_main(["check-model", str(trained["conv"][0])]) == 0
+    assert "baseline per stream, fitted on its first 300 samples" in capsys.readouterr().out
+
+
+def test_sequence_autoencoders_refuse_inputs_they_cannot_take() -> None:
+    """Test one-line errors for a flat feature vector and for a time axis the pooling cannot
+    halve evenly, before any layer is built."""
+    from edge_agent.errors import ConfigError
+    from training.config import ModelConfig
+    from training.models import conv1d_autoencoder, lstm_autoencoder
+
+    config = ModelConfig(architecture="conv1d_autoencoder", filters=[8, 4])
+    with pytest.raises(ConfigError, match="drop the flatten"):
+        conv1d_autoencoder((64,), config)
+    with pytest.raises(ConfigError, match="multiple of 4 time steps; the model input has 30"):
+        conv1d_autoencoder((30, 2), config)
+    with pytest.raises(ConfigError, match="needs \\(time, channels\\) model inputs"):
+        lstm_autoencoder((64,), ModelConfig(architecture="lstm_autoencoder"))
