@@ -177,6 +177,10 @@ class TrainConfig(StrictModel):
         if self.model.architecture not in wanted:
             choices = " or ".join(f"'{name}'" for name in wanted)
             raise ValueError(f"task '{self.task}' needs model.architecture = {choices}")
+        anomaly_only = {"score", "threshold", "threshold_margin", "calibrate_on", "smoothing"}
+        misplaced = sorted(anomaly_only & self.output.model_fields_set)
+        if self.task != "anomaly" and misplaced:
+            raise ValueError(f"output.{', output.'.join(misplaced)} only apply to task 'anomaly'")
         if self.input.baseline is not None:
             if self.dataset.kind != "table" or self.task == "rul":
                 raise ValueError(

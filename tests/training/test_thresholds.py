@@ -142,3 +142,12 @@ def test_committed_reference_bundles_pass_the_default_gate() -> None:
         floats = {k: v.float_model for k, v in values.items()}
         int8s = {k: v.int8_model for k, v in values.items()}
         assert gate_failures(GateConfig(), floats, int8s) == [], bundle.name
+
+
+def test_anomaly_output_settings_are_refused_for_other_tasks() -> None:
+    """Test that smoothing or a score kind in a classification config is an error, not ignored."""
+    raw = _config().model_dump(mode="json")
+    raw.update(task="classification", model={"architecture": "cnn1d_classifier"})
+    raw["output"] = {"smoothing": {"method": "ewma", "alpha": 0.5}, "score": "reconstruction_mae"}
+    with pytest.raises(ValueError, match=r"output\.score, output\.smoothing only apply to task"):
+        TrainConfig.model_validate(raw)
