@@ -165,11 +165,17 @@ def _evaluation_data(args: argparse.Namespace, manifest):
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from edge_agent.errors import BundleError
     from edge_agent.runtime import load_model
     from training.evaluation import evaluate
 
     runner = load_model(args.bundle, backend=args.backend)
     manifest = runner.manifest
+    if manifest.input.baseline is not None:  # not silently wrong scores: say what works
+        raise BundleError(
+            f"{args.bundle}: evaluate does not apply the per-stream input.baseline yet; "
+            "replay the recording with `edge-agent infer` (it does) or see the training report"
+        )
     split = _evaluation_data(args, manifest)
     inputs = manifest.input.pipeline().batch(split.windows)
     outputs = runner.predict_many(inputs)

@@ -300,3 +300,16 @@ def test_sequence_autoencoders_refuse_inputs_they_cannot_take() -> None:
         conv1d_autoencoder((30, 2), config)
     with pytest.raises(ConfigError, match="needs \\(time, channels\\) model inputs"):
         lstm_autoencoder((64,), ModelConfig(architecture="lstm_autoencoder"))
+
+
+def test_evaluate_refuses_a_bundle_with_a_baseline_instead_of_misscoring(
+    project: Path, trained: dict[str, tuple[Path, str]], capsys: pytest.CaptureFixture
+) -> None:
+    """Test that `edge-train evaluate` says in one line that it cannot apply input.baseline
+    (exit 2) rather than scoring unstandardised windows."""
+    bundle = trained["conv"][0]
+    code = train_main(
+        ["evaluate", str(bundle), "--data", str(project / "m3.csv"), "--label-column", "label"]
+    )
+    assert code == 2
+    assert "evaluate does not apply the per-stream input.baseline yet" in capsys.readouterr().err
