@@ -147,8 +147,13 @@ def test_sequence_autoencoders_are_full_int8_and_detect_the_fault(
 ) -> None:
     """Test that each architecture trains, converts with int8 input and output, passes the
     float-vs-int8 gate, and that its int8 model separates faults on the unseen machine."""
+    from ai_edge_litert.interpreter import Interpreter
+
     runner = load_model(trained[name][0])
     assert runner.input_spec.dtype == "int8" and runner.output_spec.dtype == "int8"
+    tensors = Interpreter(model_path=str(trained[name][0] / "model.tflite")).get_tensor_details()
+    # every activation and weight int8; int32 only for biases and shape bookkeeping
+    assert {t["dtype"].__name__ for t in tensors} == {"int8", "int32"}
     assert runner.input_spec.shape[1:] == [32 if name == "conv" else 16, 2]
     metrics = runner.manifest.metrics.values
     assert metrics["roc_auc"].int8_model > 0.9, metrics
