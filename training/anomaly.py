@@ -117,8 +117,7 @@ def calibrate(
         f"{len(scores)} {config.calibrate_on} windows"
     )
     problem = quantile_support(len(scores), quantile)
-    if problem is not None:
+    if problem is not None and problem not in notes:  # once, though float and int8 both ask
         log(f"[threshold] warning: {problem}")
-        if problem not in notes:
-            notes.append(problem)
+        notes.append(problem)
     return anomaly_output(config, threshold, len(scores))
