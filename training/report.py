@@ -57,7 +57,7 @@ def _confusion(outcome: TrainOutcome, data: TaskData, folder) -> str:
 
 def _scores(outcome: TrainOutcome, data: TaskData, folder) -> str:
     scores = outcome.int8_eval.predictions
-    faulty = data.test.targets.astype(bool)
+    faulty = data.test.evaluated().targets.astype(bool)
     output = outcome.manifest.output
     threshold = output.threshold  # type: ignore[union-attr]
     bins = np.geomspace(max(scores.min(), 1e-6), scores.max(), 60)
@@ -78,7 +78,7 @@ def _scores(outcome: TrainOutcome, data: TaskData, folder) -> str:
 
 
 def _rul(outcome: TrainOutcome, data: TaskData, folder) -> str:
-    true = data.test.targets
+    true = data.test.evaluated().targets
     order = np.argsort(true)
     fig, ax = plt.subplots(figsize=(9, 4))
     ax.plot(true[order], "k.-", label="true RUL")

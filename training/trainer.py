@@ -214,6 +214,7 @@ def train(
     log(
         f"[data] train {len(data.train.windows)}, val {len(data.val.windows)}, "
         f"test {len(data.test.windows)} windows of {config.input.window}x{len(data.channels)}"
+        + ("" if data.test.scored is None else f" ({int(data.test.scored.sum())} evaluated)")
     )
     reference = channel_reference(data)  # of the raw samples, before any baseline
     data = with_baseline(data, config.input.baseline, log)

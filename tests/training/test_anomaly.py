@@ -307,14 +307,21 @@ def test_sequence_autoencoders_refuse_inputs_they_cannot_take() -> None:
         lstm_autoencoder((64,), ModelConfig(architecture="lstm_autoencoder"))
 
 
-def test_evaluate_refuses_a_bundle_with_a_baseline_instead_of_misscoring(
+def test_evaluate_applies_the_per_stream_baseline_as_training_did(
     project: Path, trained: dict[str, tuple[Path, str]], capsys: pytest.CaptureFixture
 ) -> None:
-    """Test that `edge-train evaluate` says in one line that it cannot apply input.baseline
-    (exit 2) rather than scoring unstandardised windows."""
+    """Test that `edge-train evaluate` on the held-out machine standardises it by its own
+    baseline: it scores only the windows ending after the first 300 samples, and its figures
+    are exactly the int8 figures training recorded on that file."""
     bundle = trained["conv"][0]
-    code = train_main(
-        ["evaluate", str(bundle), "--data", str(project / "m3.csv"), "--label-column", "label"]
-    )
-    assert code == 2
-    assert "evaluate does not apply the per-stream input.baseline yet" in capsys.readouterr().err
+    args = ["evaluate", str(bundle), "--data", str(project / "m3.csv"), "--label-column", "label"]
+    assert train_main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # 6000 rows, windows of 32 every 8 end at rows 31 ... 5999; those up to 295 are not scored
+    assert report["examples"] == (5999 - 31) // 8 + 1 - ((295 - 31) // 8 + 1)
+    recorded = load_model(bundle).manifest.metrics.values
+    assert {"roc_auc", "false_alarm_rate", "point_f1"} <= set(recorded)
+    assert {key: pair.int8_model for key, pair in recorded.items()} == {
+        key: report["metrics"][key] for key in recorded
+    }
+    assert report["metrics"]["roc_auc"] > 0.9  # without the baseline: about 0.001
