@@ -109,7 +109,6 @@ def evaluate(
     targets: np.ndarray,
     *,
     labels: list[str] | None = None,
-    threshold: float | None = None,
     tags: list[str] | None = None,
     anomaly: AnomalyOutput | None = None,
     runs: np.ndarray | None = None,
@@ -117,7 +116,7 @@ def evaluate(
 ) -> Evaluation:
     """Task metrics of model outputs. An anomaly model is scored as its manifest `anomaly`
     says (score kind, smoothing over the consecutive windows numbered by `runs`, threshold),
-    which is what the agent publishes; without it, by reconstruction MSE against `threshold`.
+    which is what the agent publishes.
     `scored` (None: all) marks the windows evaluated; the others only feed the smoothing.
     Predictions and verdicts are those of the evaluated windows."""
     keep = np.ones(len(targets), dtype=bool) if scored is None else np.asarray(scored, bool)
@@ -137,12 +136,9 @@ def evaluate(
             {"confusion_matrix": confusion.tolist()},
         )
     if task == "anomaly":
-        if anomaly is None:
-            assert threshold is not None
-            scores = anomaly_scores(inputs[keep], outputs[keep])
-        else:
-            threshold = anomaly.threshold
-            scores = window_scores(anomaly, inputs, outputs, runs)[keep]
+        assert anomaly is not None
+        threshold = anomaly.threshold
+        scores = window_scores(anomaly, inputs, outputs, runs)[keep]
         verdicts = scores > threshold  # edge_agent.postprocess.interpret's is_anomaly
         is_fault = targets.astype(bool)
         values = {}
