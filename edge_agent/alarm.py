@@ -1,9 +1,11 @@
-"""Alarm state per model: N-of-M debounce with hysteresis, and a severity.
+"""Alarm state per model: N-of-M or N-consecutive debounce with hysteresis, and a severity.
 
 A window is abnormal when the classifier names a fault label, the anomaly score exceeds the
 threshold, or the RUL falls below `rul_below`. The alarm is raised when `raise_count` of the
-last `window_count` windows are abnormal and cleared when at most `clear_count` are, so a
-single noisy window cannot raise it and a flapping signal cannot toggle it every window.
+last `window_count` windows are abnormal (rule `n_of_m`) or the last `raise_count` windows in a
+row are (rule `consecutive`), and cleared when at most `clear_count` of the last `window_count`
+are, so a single noisy window cannot raise it and a flapping signal cannot toggle it every
+window.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class AlarmState:
         self.config = config
         self.recent: deque[bool] = deque(maxlen=config.window_count)
         self.abnormal_count = 0  # abnormal windows in `recent`, kept incrementally
+        self.streak = 0  # abnormal windows in a row, up to the latest
+        self.consecutive = config.rule == "consecutive"
         self.active = False
         self.severity: Severity | None = None
         self.since: float | None = None
@@ -56,8 +60,11 @@ class AlarmState:
             self.abnormal_count -= 1
         self.recent.append(abnormal)
         self.abnormal_count += abnormal
+        self.streak = self.streak + 1 if abnormal else 0
         count = self.abnormal_count
-        if not self.active and count >= self.config.raise_count:
+        if not self.active and (self.streak if self.consecutive else count) >= (
+            self.config.raise_count
+        ):
             self.active, self.severity, self.since = True, severity, at
             return "raised"
         if self.active and count <= self.config.clear_count:

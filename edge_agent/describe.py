@@ -52,6 +52,8 @@ def summary_lines(runner: ModelRunner, golden_error: float) -> list[str]:
         + (f", max_gap {spec.max_gap:g} s" if spec.max_gap is not None else ""),
         f"  features {' -> '.join(step.op for step in spec.features) or '(raw window)'}",
     ]
+    if spec.baseline is not None:
+        lines.append(f"  baseline per stream, fitted on its first {spec.baseline.samples} samples")
     if manifest.task == "classification":
         lines.append(f"  labels   {manifest.output.labels}")  # type: ignore[union-attr]
     else:

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from edge_agent.frontend.baseline import BaselineSpec
 from edge_agent.frontend.spectra import SpectraCache
 from edge_agent.frontend.steps import FeaturePipeline, Step
 from edge_agent.schema import Identifier, StrictModel
@@ -75,6 +76,11 @@ class InputSpec(StrictModel):
     features: list[Step] = Field(
         description="Front-end steps from a (window, channels) array to the model input."
     )
+    baseline: BaselineSpec | None = Field(
+        default=None,
+        description="Standardise each channel by its mean and std over the first samples of "
+        "each stream, before `features`; windows ending before then are not scored.",
+    )
     reference: dict[ChannelName, ChannelReference] | None = Field(
         default=None,
         description="Per-channel statistics of the training samples; without it the device "
@@ -104,11 +110,38 @@ class ClassificationOutput(StrictModel):
     labels: list[Identifier] = Field(min_length=2, description="Class names in output order.")
 
 
-class AnomalyOutput(StrictModel):
-    score: Literal["reconstruction_mse"] = Field(
-        description="mean((model_input - model_output)^2) over all input elements."
+ScoreName = Literal["reconstruction_mse", "reconstruction_mae", "reconstruction_max_error"]
+
+
+class Smoothing(StrictModel):
+    """Smoothing of successive window scores of one stream before the threshold: `ewma`
+    (s = alpha * score + (1 - alpha) * s_prev, starting at the first score) or `moving_mean`
+    (mean of the last `windows` scores, fewer at the start). It restarts with the stream's
+    windows after a gap, as training restarts it at each segment."""
+
+    method: Literal["ewma", "moving_mean"]
+    alpha: float | None = Field(
+        default=None, gt=0, le=1, description="Weight of the newest score (ewma)."
     )
-    threshold: float = Field(gt=0, description="Scores above this are anomalous.")
+    windows: int | None = Field(default=None, ge=1, description="Scores averaged (moving_mean).")
+
+    @model_validator(mode="after")
+    def _parameter_fits(self) -> Smoothing:
+        needed, other = ("alpha", "windows") if self.method == "ewma" else ("windows", "alpha")
+        if getattr(self, needed) is None:
+            raise ValueError(f"smoothing method '{self.method}' needs {needed}")
+        if getattr(self, other) is not None:
+            raise ValueError(f"smoothing method '{self.method}' takes no {other}")
+        return self
+
+
+class AnomalyOutput(StrictModel):
+    score: ScoreName = Field(
+        description="Reconstruction error over all input elements: mean squared "
+        "(`reconstruction_mse`), mean absolute (`reconstruction_mae`) or largest absolute "
+        "(`reconstruction_max_error`)."
+    )
+    threshold: float = Field(gt=0, description="(Smoothed) scores above this are anomalous.")
     threshold_quantile: float | None = Field(
         default=None,
         gt=0,
@@ -116,18 +149,39 @@ class AnomalyOutput(StrictModel):
         description="Quantile of normal scores the threshold was set at (threshold_source "
         "`quantile`).",
     )
+    threshold_margin: float = Field(
+        default=1.0,
+        gt=0,
+        description="The threshold is the quantile times this factor (threshold_source "
+        "`quantile`).",
+    )
     threshold_source: Literal["quantile", "given"] = Field(
         default="quantile",
         description="How the threshold was set: at `threshold_quantile` of normal scores, or "
-        "`given` as a number when the model was imported.",
+        "`given` as a number (training config or import).",
+    )
+    calibrated_on: Literal["validation", "train+validation"] | None = Field(
+        default=None,
+        description="Normal windows whose scores set a quantile threshold (null in bundles "
+        "made before this was recorded, or imported).",
+    )
+    calibration_windows: int | None = Field(
+        default=None, ge=1, description="How many (smoothed) normal scores set the threshold."
+    )
+    smoothing: Smoothing | None = Field(
+        default=None,
+        description="Applied by the agent per stream before the threshold; the threshold was "
+        "calibrated on scores smoothed the same way.",
     )
 
     @model_validator(mode="after")
     def _quantile_matches_source(self) -> AnomalyOutput:
         if self.threshold_source == "quantile" and self.threshold_quantile is None:
             raise ValueError("threshold_source 'quantile' needs threshold_quantile")
-        if self.threshold_source == "given" and self.threshold_quantile is not None:
-            raise ValueError("a given threshold has no threshold_quantile")
+        if self.threshold_source == "given" and (
+            self.threshold_quantile is not None or self.threshold_margin != 1.0
+        ):
+            raise ValueError("a given threshold has no threshold_quantile or threshold_margin")
         return self
 
 
@@ -176,7 +230,10 @@ class Golden(StrictModel):
     """A model input and the output the exported model gave for it: a smoke test after load."""
 
     input: list[float] | list[list[float]]
-    output: list[float]
+    output: list[float] | list[list[float]] = Field(
+        description="As the model gives it, without the batch axis (2-D for a sequence "
+        "autoencoder)."
+    )
     atol: float = Field(gt=0, description="Largest max-abs error accepted by default.")
     atol_by_backend: dict[InterpreterName, Annotated[float, Field(gt=0)]] | None = Field(
         default=None,

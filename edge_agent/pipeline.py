@@ -11,9 +11,10 @@ from edge_agent.alarm import AlarmState, judge, reason
 from edge_agent.config.models import AlarmConfig, InputHealthConfig
 from edge_agent.errors import ConfigError
 from edge_agent.events import AlarmEvent, Event, InputHealthEvent, ModelRef, Result
+from edge_agent.frontend.baseline import StreamBaseline
 from edge_agent.frontend.spectra import SpectraCache
 from edge_agent.manifest import InputSpec
-from edge_agent.postprocess import interpret
+from edge_agent.postprocess import interpret, smoother_for
 from edge_agent.runtime.model import ModelRunner
 from edge_agent.sinks.base import Sink
 from edge_agent.stream.blocks import SampleBlock
@@ -50,6 +51,10 @@ class ModelPipeline:
         )
         self.spectra = spectra if spectra is not None else SpectraCache()
         self.features = spec.pipeline(self.spectra)
+        self.baseline = (
+            StreamBaseline(spec.baseline, self.windower.source_channels) if spec.baseline else None
+        )
+        self.smoother = smoother_for(manifest)
         self.alarm_config = alarm
         self.alarm = AlarmState(alarm)
         self.sinks = list(sinks)
@@ -66,6 +71,20 @@ class ModelPipeline:
 
         The caller flushes the sinks after a batch of blocks (one durable commit per batch).
         `arrived`: when the block reached the agent (time.perf_counter), for end_to_end_ms."""
+        if self.baseline is not None and self.baseline.fitted is None:
+            head, rest = self.baseline.take(block)
+            if head is not None:  # windows ending inside the baseline period are not scored
+                self.baseline.unscored += len(self.windower.push(head))
+            if self.baseline.fitted is not None:
+                log.info(
+                    f"model {self.ref.id}: baseline fitted on the first "
+                    f"{self.baseline.spec.samples} samples of the stream; "
+                    f"{self.baseline.unscored} windows before it were not scored",
+                    extra={"model": self.ref.id, "stream": self.source},
+                )
+            if rest is None:
+                return 0
+            block = rest
         windows = self.windower.push(block)
         if not windows:
             if self.windower.stalled():
@@ -77,14 +96,15 @@ class ModelPipeline:
         manifest = self.runner.manifest
         features, predict, task = self.features, self.runner.predict, manifest.task
         alarm_enabled, clock = self.alarm_config.enabled, time.perf_counter
-        monitor = self.monitor
+        monitor, baseline, smoother = self.monitor, self.baseline, self.smoother
         inference, end_to_end = self.inference_ms.observe, self.end_to_end_ms.observe
         for window in windows:
             if monitor is not None:
                 self._check_input(monitor, window)
             started = clock()
-            model_input = features(window.values)
-            output = interpret(manifest, model_input, predict(model_input))
+            values = window.values if baseline is None else baseline.apply(window.values)
+            model_input = features(values)
+            output = interpret(manifest, model_input, predict(model_input), smoother, window.run)
             latency_ms = (clock() - started) * 1000.0
             inference(latency_ms)
             self.seq += 1
@@ -156,6 +176,8 @@ class ModelPipeline:
         out or no sample arrived (an idle input is a different condition)."""
         if self.results or not self.windower.samples:
             return None
+        if self.baseline is not None and self.baseline.fitted is None:
+            return self.baseline.progress()
         if self.windower.windows:
             return f"{self.windower.windows} windows formed but no result came out of the model"
         return self.windower.diagnosis()

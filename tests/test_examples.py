@@ -40,6 +40,12 @@ OUTPUTS = {
 }
 
 
+def _smoothed_result() -> dict:
+    """An anomaly result of a model that smooths its scores (it adds raw_score)."""
+    output = {**OUTPUTS["anomaly"], "raw_score": 3.1}
+    return Result("press-01", REF, 8, 1.7e9, 1.7e9 + 0.32, "anomaly", output, 3.0).payload(1.7e9)
+
+
 def _result(task: str, seq: int = 7) -> dict:
     return Result("press-01", REF, seq, 1.7e9, 1.7e9 + 0.32, task, OUTPUTS[task], 3.0).payload(
         1.7e9 + 1
@@ -169,7 +175,7 @@ def test_telegraf_conf_parses_and_reads_the_agent_payloads() -> None:
     inputs = config["inputs"]["mqtt_consumer"]
     assert _matched([t for i in inputs for t in i["topics"]]) == {"result", "alarm_event"}
     samples = {
-        "pdm/+/+/result": [_result(task) for task in OUTPUTS],
+        "pdm/+/+/result": [_result(task) for task in OUTPUTS] + [_smoothed_result()],
         "pdm/+/+/alarm/event": [_alarm(s) for s in ("escalated", "acknowledged", "cleared")],
     }
     for source in inputs:

@@ -178,14 +178,16 @@ def _table(args: argparse.Namespace, channels: list[str], manifest=None):
 
 
 def _evaluation_data(args: argparse.Namespace, manifest):
-    """Test windows from a training config's dataset or from a CSV/NPZ recording."""
+    """Test windows from a training config's dataset or from a CSV/NPZ recording, with the
+    rows of each stream (recording) they come from."""
     path = Path(args.data)
     if path.suffix == ".toml":
         from training.config import load_config
         from training.datasets import build_task_data
 
         config, _ = load_config(path)
-        return build_task_data(config).test
+        data = build_task_data(config)
+        return data.test, data.streams
     from training.datasets.table import evaluation_split
 
     return evaluation_split(
@@ -201,32 +203,29 @@ def _evaluation_data(args: argparse.Namespace, manifest):
 
 def _evaluate(args: argparse.Namespace) -> int:
     from edge_agent.runtime import load_model
-    from training.evaluation import evaluate
-    from training.timeline import anomaly_report
+    from training.anomaly import baseline_split
+    from training.evaluation import evaluate_split
 
     runner = load_model(args.bundle, backend=args.backend)
     manifest = runner.manifest
-    split = _evaluation_data(args, manifest)
+    split, streams = _evaluation_data(args, manifest)
+    # Each recording standardised by its own baseline, as the agent does per stream.
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    split = baseline_split(split, streams, manifest.input.baseline, "evaluate", say)
     inputs = manifest.input.pipeline().batch(split.windows)
-    outputs = runner.predict_many(inputs)
-    threshold = getattr(manifest.output, "threshold", None)
-    result = evaluate(
+    result = evaluate_split(
         manifest.task,
+        split,
         inputs,
-        outputs,
-        split.targets,
+        runner.predict_many(inputs),
         labels=getattr(manifest.output, "labels", None),
-        threshold=threshold,
-        tags=split.tags or None,
+        anomaly=manifest.output if manifest.task == "anomaly" else None,  # type: ignore[arg-type]
     )
-    values = result.values
-    if manifest.task == "anomaly" and split.timeline is not None:
-        # The verdict the agent publishes (edge_agent.postprocess.interpret): score > threshold.
-        verdicts = result.predictions > threshold
-        values = anomaly_report(split.timeline, split.ends, result.predictions, verdicts)
+    values = result.report or result.values
     if args.predictions:
-        _write_predictions(Path(args.predictions), manifest, split, result.predictions)
-    what = f"{manifest.name} {manifest.version} on {runner.backend}, {len(inputs)} windows"
+        _write_predictions(Path(args.predictions), manifest, split.evaluated(), result)
+    examples = len(result.predictions)
+    what = f"{manifest.name} {manifest.version} on {runner.backend}, {examples} windows"
     _print_report(
         args,
         what,
@@ -235,7 +234,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         extra={
             "bundle": str(args.bundle),
             "backend": runner.backend,
-            "examples": len(inputs),
+            "examples": examples,
         },
     )
     return 0
@@ -255,10 +254,11 @@ def _print_report(
         print(f"  {key:24s} {shown}")
 
 
-def _write_predictions(path: Path, manifest, split, predictions: np.ndarray) -> None:
-    """One row per window; with a timeline, its first and last sample's time as written in the
-    recording, and for anomaly models the score, threshold, verdict and label (0/1, by the last
-    sample). Scores are written with repr: the exact float, for comparing with the agent's."""
+def _write_predictions(path: Path, manifest, split, result) -> None:
+    """One row per evaluated window; with a timeline, its first and last sample's time as
+    written in the recording, and for anomaly models the score, threshold, verdict and label
+    (0/1, by the last sample): the agent's score, threshold and is_anomaly. Scores are written
+    with repr: the exact float, for comparing with the agent's."""
     labels = getattr(manifest.output, "labels", None)
     timeline = split.timeline
     anomaly = manifest.task == "anomaly"
@@ -270,15 +270,15 @@ def _write_predictions(path: Path, manifest, split, predictions: np.ndarray) -> 
         else:
             writer.writerow(["index", *where, "tag", "target", "prediction"])
         threshold = getattr(manifest.output, "threshold", None)
-        for i, (target, prediction) in enumerate(zip(split.targets, predictions)):
+        for i, (target, prediction) in enumerate(zip(split.targets, result.predictions)):
             tag = split.tags[i] if split.tags else ""
             span = []
             if timeline is not None:
                 span = [timeline.stamp(int(split.starts[i])), timeline.stamp(int(split.ends[i]))]
             if anomaly:
-                score = float(prediction)
-                verdict = int(score > threshold)
-                writer.writerow([i, *span, repr(score), repr(threshold), verdict, int(target), tag])
+                verdict = int(result.verdicts[i])
+                score = repr(float(prediction))
+                writer.writerow([i, *span, score, repr(threshold), verdict, int(target), tag])
                 continue
             shown = labels[int(prediction)] if labels else f"{float(prediction):.6g}"
             writer.writerow([i, *span, tag, f"{float(target):g}", shown])

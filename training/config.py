@@ -9,8 +9,9 @@ from pydantic import Field, field_validator, model_validator
 
 from edge_agent.config.base import read_toml_model
 from edge_agent.config.sources import RecordingFormat
+from edge_agent.frontend.baseline import BaselineSpec
 from edge_agent.frontend.steps import Step
-from edge_agent.manifest import Identifier, SemVer
+from edge_agent.manifest import Identifier, ScoreName, SemVer, Smoothing
 from edge_agent.schema import StrictModel
 from edge_agent.sim.vibration import FAULTS
 
@@ -97,10 +98,21 @@ class InputConfig(StrictModel):
         "(before the features) or per feature element (after them)."
     )
     features: list[Step] = []
+    baseline: BaselineSpec | None = Field(
+        default=None,
+        description="Per-stream standardisation on the first `samples` samples of each "
+        "recording file (table datasets), also applied by the agent to each stream.",
+    )
 
 
 class ModelConfig(StrictModel):
-    architecture: Literal["cnn1d_classifier", "dense_autoencoder", "cnn1d_regressor"]
+    architecture: Literal[
+        "cnn1d_classifier",
+        "dense_autoencoder",
+        "conv1d_autoencoder",
+        "lstm_autoencoder",
+        "cnn1d_regressor",
+    ]
     filters: list[int] = [32, 64, 64]
     kernel_size: int = Field(default=5, ge=1)
     dense_units: list[int] = [64]
@@ -123,7 +135,43 @@ class QuantizationConfig(StrictModel):
 class OutputConfig(StrictModel):
     rul_cap: float = Field(default=125.0, gt=0)
     rul_units: Literal["cycles", "hours", "days"] = "cycles"
+    score: ScoreName = "reconstruction_mse"
     threshold_quantile: float = Field(default=0.995, gt=0, lt=1)
+    threshold_margin: float = Field(
+        default=1.0, gt=0, description="The threshold is the quantile times this factor."
+    )
+    threshold: float | None = Field(
+        default=None, gt=0, description="A fixed threshold instead of a calibrated one."
+    )
+    calibrate_on: Literal["validation", "train+validation"] = Field(
+        default="validation",
+        description="Normal windows whose scores the quantile is taken of.",
+    )
+    smoothing: Smoothing | None = None
+
+    @model_validator(mode="after")
+    def _fixed_or_quantile(self) -> OutputConfig:
+        calibrated = {"threshold_quantile", "threshold_margin", "calibrate_on"}
+        if self.threshold is not None and self.model_fields_set & calibrated:
+            raise ValueError(
+                "output.threshold fixes the threshold; drop "
+                + ", ".join(sorted(self.model_fields_set & calibrated))
+            )
+        return self
+
+
+class GateConfig(StrictModel):
+    """How far the int8 model may fall behind the float one before training refuses to write
+    the bundle. Defaults leave room for the committed reference bundles' measured gaps."""
+
+    max_auc_drop: float = Field(default=0.02, ge=0, description="ROC AUC, float minus int8.")
+    max_accuracy_drop: float = Field(default=0.02, ge=0, description="Accuracy and macro F1.")
+    max_rmse_increase: float = Field(
+        default=0.05, ge=0, description="RMSE, int8 over float minus 1 (relative)."
+    )
+    max_false_alarm_increase: float = Field(
+        default=0.02, ge=0, description="False-alarm rate, int8 minus float."
+    )
 
 
 class TrainConfig(StrictModel):
@@ -137,16 +185,33 @@ class TrainConfig(StrictModel):
     model: ModelConfig
     quantization: QuantizationConfig = QuantizationConfig()
     output: OutputConfig = OutputConfig()
+    gate: GateConfig = GateConfig()
 
     @model_validator(mode="after")
     def _task_fits(self) -> TrainConfig:
         wanted = {
-            "classification": "cnn1d_classifier",
-            "anomaly": "dense_autoencoder",
-            "rul": "cnn1d_regressor",
+            "classification": ("cnn1d_classifier",),
+            "anomaly": ("dense_autoencoder", "conv1d_autoencoder", "lstm_autoencoder"),
+            "rul": ("cnn1d_regressor",),
         }[self.task]
-        if self.model.architecture != wanted:
-            raise ValueError(f"task '{self.task}' needs model.architecture = '{wanted}'")
+        if self.model.architecture not in wanted:
+            choices = " or ".join(f"'{name}'" for name in wanted)
+            raise ValueError(f"task '{self.task}' needs model.architecture = {choices}")
+        anomaly_only = {"score", "threshold", "threshold_margin", "calibrate_on", "smoothing"}
+        misplaced = sorted(anomaly_only & self.output.model_fields_set)
+        if self.task != "anomaly" and misplaced:
+            raise ValueError(f"output.{', output.'.join(misplaced)} only apply to task 'anomaly'")
+        if self.input.baseline is not None:
+            if self.dataset.kind != "table" or self.task == "rul":
+                raise ValueError(
+                    "input.baseline needs a table dataset (each file is a stream) and task "
+                    "classification or anomaly"
+                )
+            if self.input.normalise == "channels":
+                raise ValueError(
+                    "input.baseline already standardises each channel per stream; "
+                    "use input.normalise = 'features' or 'none'"
+                )
         if self.dataset.kind == "cmapss" and self.task != "rul":
             raise ValueError("the cmapss dataset only supports task = 'rul'")
         if self.dataset.kind == "table" and self.task != "anomaly":

@@ -57,8 +57,9 @@ def _confusion(outcome: TrainOutcome, data: TaskData, folder) -> str:
 
 def _scores(outcome: TrainOutcome, data: TaskData, folder) -> str:
     scores = outcome.int8_eval.predictions
-    faulty = data.test.targets.astype(bool)
-    threshold = outcome.manifest.output.threshold  # type: ignore[union-attr]
+    faulty = data.test.evaluated().targets.astype(bool)
+    output = outcome.manifest.output
+    threshold = output.threshold  # type: ignore[union-attr]
     bins = np.geomspace(max(scores.min(), 1e-6), scores.max(), 60)
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.hist(scores[~faulty], bins=bins, alpha=0.6, label="normal")
@@ -66,7 +67,8 @@ def _scores(outcome: TrainOutcome, data: TaskData, folder) -> str:
     ax.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.3g}")
     ax.set(
         xscale="log",
-        xlabel="reconstruction MSE",
+        xlabel=output.score.replace("_", " ")  # type: ignore[union-attr]
+        + (" (smoothed)" if output.smoothing else ""),  # type: ignore[union-attr]
         ylabel="windows",
         title="Anomaly scores (int8, test)",
     )
@@ -76,7 +78,7 @@ def _scores(outcome: TrainOutcome, data: TaskData, folder) -> str:
 
 
 def _rul(outcome: TrainOutcome, data: TaskData, folder) -> str:
-    true = data.test.targets
+    true = data.test.evaluated().targets
     order = np.argsort(true)
     fig, ax = plt.subplots(figsize=(9, 4))
     ax.plot(true[order], "k.-", label="true RUL")
@@ -90,6 +92,29 @@ def _rul(outcome: TrainOutcome, data: TaskData, folder) -> str:
     ax.legend()
     _save(fig, folder / "rul_per_engine.png")
     return "rul_per_engine.png"
+
+
+def _threshold_line(manifest) -> list[str]:
+    """How an anomaly threshold was set, in one sentence (nothing for other tasks)."""
+    output = manifest.output
+    if manifest.task != "anomaly":
+        return []
+    if output.threshold_source == "given":
+        how = "given in the config"
+    else:
+        margin = f" x {output.threshold_margin:g}" if output.threshold_margin != 1 else ""
+        how = (
+            f"quantile {output.threshold_quantile:g}{margin} of {output.calibration_windows} "
+            f"{output.calibrated_on} windows"
+        )
+    smoothing = output.smoothing
+    smoothed = (
+        ""
+        if smoothing is None
+        else f"; scores smoothed ({smoothing.method} "
+        f"{smoothing.alpha if smoothing.method == 'ewma' else smoothing.windows})"
+    )
+    return [f"Anomaly threshold {output.threshold:.6g} ({output.score}): {how}{smoothed}."]
 
 
 def write_report(outcome: TrainOutcome, data: TaskData) -> None:
@@ -108,6 +133,8 @@ def write_report(outcome: TrainOutcome, data: TaskData) -> None:
         "tables": {"float": outcome.float_eval.tables, "int8": outcome.int8_eval.tables},
         "sizes_bytes": outcome.sizes,
         "seconds": outcome.seconds,
+        "warnings": outcome.notes,
+        "gate_failures": outcome.gate,
     }
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     rows = "\n".join(
@@ -120,7 +147,16 @@ def write_report(outcome: TrainOutcome, data: TaskData) -> None:
         "",
         f"Test data: {manifest.metrics.evaluated_on}.",
         *[f"Data: {note}." for note in data.notes],
+        *_threshold_line(manifest),
+        *[f"**Warning**: {note}." for note in outcome.notes],
         "",
+        *(
+            ["**Bundle not written**: the int8 model falls behind float beyond `[gate]`:", ""]
+            + [f"- {failure}" for failure in outcome.gate]
+            + [""]
+            if outcome.gate
+            else []
+        ),
         "| metric | float | int8 |",
         "|---|---|---|",
         rows,

@@ -7,7 +7,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +18,6 @@ from edge_agent.bundle import MANIFEST_FILE, MODEL_FILE, Bundle, sha256_hex
 from edge_agent.frontend.steps import Standardize, Step, as_samples, compile_steps
 from edge_agent.manifest import (
     SCHEMA_VERSION,
-    AnomalyOutput,
     ChannelReference,
     ClassificationOutput,
     DatasetInfo,
@@ -34,10 +33,11 @@ from edge_agent.manifest import (
 from edge_agent.runtime.backends import resolve_interpreter
 from edge_agent.runtime.model import ModelRunner, load_model
 from edge_agent.runtime.quantization import tensor_spec
+from training.anomaly import anomaly_output, calibrate, with_baseline
 from training.config import TrainConfig
 from training.datasets import TaskData, build_task_data
-from training.evaluation import Evaluation, calibrate_threshold, evaluate
-from training.timeline import TIMELINE_FIGURES, anomaly_report
+from training.evaluation import Evaluation, GateError, evaluate_split, gate_failures
+from training.timeline import TIMELINE_FIGURES
 
 Log = Callable[[str], None]
 
@@ -56,6 +56,8 @@ class TrainOutcome:
     history: dict[str, list[float]]
     sizes: dict[str, int]
     seconds: float
+    notes: list[str] = field(default_factory=list)  # warnings the report must repeat
+    gate: list[str] = field(default_factory=list)  # why the int8 model was refused, if it was
 
 
 def _features(steps: list[Step], windows: np.ndarray, rate: float | None) -> np.ndarray:
@@ -125,7 +127,7 @@ def _build_model(config: TrainConfig, input_shape: tuple[int, ...], n_classes: i
         model = models.cnn1d_classifier(input_shape, n_classes, config.model)
         loss, watch = "sparse_categorical_crossentropy", ["accuracy"]
     elif config.task == "anomaly":
-        model = models.dense_autoencoder(input_shape, config.model)
+        model = getattr(models, config.model.architecture)(input_shape, config.model)
         loss, watch = "mse", []
     else:
         model = models.cnn1d_regressor(input_shape, config.model)
@@ -173,34 +175,21 @@ def _library_versions() -> dict[str, str]:
     }
 
 
-def _task_output(config: TrainConfig, data: TaskData, threshold: float | None):
+def _task_output(config: TrainConfig, data: TaskData):
     if config.task == "classification":
         return ClassificationOutput(labels=data.labels)
     if config.task == "anomaly":
-        return AnomalyOutput(
-            score="reconstruction_mse",
-            threshold=threshold,
-            threshold_quantile=config.output.threshold_quantile,
-        )
+        return anomaly_output(config.output)
     return RulOutput(units=config.output.rul_units, cap=config.output.rul_cap)
 
 
-def _evaluate_split(config: TrainConfig, data: TaskData, inputs, outputs, threshold) -> Evaluation:
-    result = evaluate(
-        config.task,
-        inputs,
-        outputs,
-        data.test.targets,
-        labels=data.labels,
-        threshold=threshold,
-        tags=data.test.tags or None,
+def _evaluate_split(config: TrainConfig, data: TaskData, inputs, outputs, anomaly) -> Evaluation:
+    """Test figures with the agent's verdicts (training.evaluation.evaluate_split), and for a
+    recording the timeline figures `edge-train evaluate` reports beside them."""
+    result = evaluate_split(
+        config.task, data.test, inputs, outputs, labels=data.labels, anomaly=anomaly
     )
-    test = data.test
-    if config.task == "anomaly" and test.timeline is not None and threshold is not None:
-        # Point-wise and event-wise figures on the recording's timeline, as `evaluate` reports.
-        verdicts = result.predictions > threshold
-        report = anomaly_report(test.timeline, test.ends, result.predictions, verdicts)
-        result.values.update({k: v for k, v in report.items() if k in TIMELINE_FIGURES})
+    result.values.update({k: v for k, v in result.report.items() if k in TIMELINE_FIGURES})
     return result
 
 
@@ -213,7 +202,6 @@ def train(
 ) -> TrainOutcome:
     import keras
 
-    from training.evaluation import anomaly_scores
     from training.quantize import to_float_tflite, to_int8_tflite
     from training.report import write_report
 
@@ -226,18 +214,20 @@ def train(
     log(
         f"[data] train {len(data.train.windows)}, val {len(data.val.windows)}, "
         f"test {len(data.test.windows)} windows of {config.input.window}x{len(data.channels)}"
+        + ("" if data.test.scored is None else f" ({int(data.test.scored.sum())} evaluated)")
     )
+    reference = channel_reference(data)  # of the raw samples, before any baseline
+    data = with_baseline(data, config.input.baseline, log)
     steps, x = _fit_steps(config, data, log)
     model = _build_model(config, x["train"].shape[1:], len(data.labels or []))
     history = _fit(config, model, x, data, log)
 
     predict = lambda inputs: model.predict(inputs, verbose=0, batch_size=1024)  # noqa: E731
-    threshold_float = threshold_int8 = None
+    notes: list[str] = []
+    output_float = output_int8 = None  # anomaly outputs with each model's own threshold
     if config.task == "anomaly":
-        threshold_float = calibrate_threshold(
-            anomaly_scores(x["val"], predict(x["val"])), config.output.threshold_quantile
-        )
-    float_eval = _evaluate_split(config, data, x["test"], predict(x["test"]), threshold_float)
+        output_float = calibrate(config.output, data, x, predict, log, notes, "float")
+    float_eval = _evaluate_split(config, data, x["test"], predict(x["test"]), output_float)
     log(f"[float] {float_eval.values}")
 
     log("[quantize] full-int8 post-training quantization")
@@ -266,9 +256,10 @@ def train(
             hop=config.input.hop,
             max_gap=getattr(config.dataset, "max_gap", None),
             features=steps,
-            reference=channel_reference(data),
+            reference=reference,
+            baseline=config.input.baseline,
         ),
-        output=_task_output(config, data, threshold_float or 1.0),
+        output=output_float or _task_output(config, data),
         tensors=tensors,
         metrics=Metrics(evaluated_on=data.test_description, values={}),
         model_sha256=sha256_hex(int8_model),
@@ -284,19 +275,17 @@ def train(
     runner = ModelRunner(Bundle(path=bundle_dir, manifest=draft, model=int8_model))
     log(f"[int8] evaluating on {runner.backend}")
     if config.task == "anomaly":
-        threshold_int8 = calibrate_threshold(
-            anomaly_scores(x["val"], runner.predict_many(x["val"])),
-            config.output.threshold_quantile,
-        )
+        output_int8 = calibrate(config.output, data, x, runner.predict_many, log, notes, "int8")
     int8_eval = _evaluate_split(
-        config, data, x["test"], runner.predict_many(x["test"]), threshold_int8
+        config, data, x["test"], runner.predict_many(x["test"]), output_int8
     )
     log(f"[int8] {int8_eval.values}")
+    refused = gate_failures(config.gate, float_eval.values, int8_eval.values)
 
     golden_output = runner.predict(x["test"][0])
     manifest = draft.model_copy(
         update={
-            "output": _task_output(config, data, threshold_int8),
+            "output": output_int8 or _task_output(config, data),
             "metrics": Metrics(
                 evaluated_on=data.test_description,
                 values={
@@ -311,11 +300,12 @@ def train(
             ),
         }
     )
-    bundle_dir.mkdir(parents=True, exist_ok=True)
-    (bundle_dir / MODEL_FILE).write_bytes(int8_model)
-    write_manifest(bundle_dir, manifest)
-    load_model(bundle_dir)  # the bundle as a device reads it: hash, tensors, golden smoke test
-    log(f"[bundle] wrote and verified {bundle_dir}")
+    if not refused:
+        bundle_dir.mkdir(parents=True, exist_ok=True)
+        (bundle_dir / MODEL_FILE).write_bytes(int8_model)
+        write_manifest(bundle_dir, manifest)
+        load_model(bundle_dir)  # the bundle as a device reads it: hash, tensors, golden smoke test
+        log(f"[bundle] wrote and verified {bundle_dir}")
 
     sizes = {"int8_tflite": len(int8_model), "float_tflite": len(float_model)}
     outcome = TrainOutcome(
@@ -327,7 +317,14 @@ def train(
         history,
         sizes,
         time.perf_counter() - started,
+        notes,
+        refused,
     )
     write_report(outcome, data)
     log(f"[report] {outcome.report_dir} ({outcome.seconds:.0f}s total)")
+    if refused:
+        raise GateError(
+            f"int8 model refused, bundle not written ({outcome.report_dir / 'summary.md'} "
+            f"says why): {'; '.join(refused)}"
+        )
     return outcome

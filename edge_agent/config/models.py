@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -11,13 +12,17 @@ from edge_agent.schema import Identifier, StrictModel
 
 
 class AlarmConfig(StrictModel):
-    """N-of-M debounce with hysteresis: one noisy window never raises, a flapping one never spams.
+    """Debounce with hysteresis: one noisy window never raises, a flapping one never spams.
 
-    Raise when at least `raise_count` of the last `window_count` windows are abnormal; clear
-    when at most `clear_count` of them are.
+    Rule `n_of_m`: raise when at least `raise_count` of the last `window_count` windows are
+    abnormal. Rule `consecutive`: raise when the last `raise_count` windows in a row are
+    abnormal. Either way, clear when at most `clear_count` of the last `window_count` are.
     """
 
     enabled: bool = True
+    rule: Literal["n_of_m", "consecutive"] = Field(
+        default="n_of_m", description="How abnormal windows raise the alarm (see above)."
+    )
     raise_count: int = Field(default=3, ge=1)
     clear_count: int = Field(default=0, ge=0)
     window_count: int = Field(default=5, ge=1)

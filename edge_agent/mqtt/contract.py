@@ -32,6 +32,7 @@ TASK_FIELDS = {
     "anomaly": ("score", "threshold", "is_anomaly"),
     "rul": ("rul", "units"),
 }
+OPTIONAL_TASK_FIELDS = {"anomaly": ("raw_score",)}  # present only when the manifest says so
 
 
 class ResultPayload(StrictModel):
@@ -52,6 +53,11 @@ class ResultPayload(StrictModel):
     score: float | None = None
     threshold: float | None = None
     is_anomaly: bool | None = None
+    raw_score: float | None = Field(
+        default=None,
+        description="The window's unsmoothed score, when the model smooths scores "
+        "(`score` is then the smoothed value compared with `threshold`).",
+    )
     rul: float | None = None
     units: str | None = None
     latency_ms: float
@@ -64,9 +70,9 @@ class ResultPayload(StrictModel):
         missing = [name for name in own if getattr(self, name) is None]
         foreign = [
             name
-            for task, names in TASK_FIELDS.items()
+            for task in TASK_FIELDS
             if task != self.task
-            for name in names
+            for name in (*TASK_FIELDS[task], *OPTIONAL_TASK_FIELDS.get(task, ()))
             if getattr(self, name) is not None
         ]
         if missing:

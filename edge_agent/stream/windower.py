@@ -45,6 +45,7 @@ class Window:
     values: np.ndarray  # (window, channels) float64, channels in model order
     start: float  # measurement time of the first and last sample
     end: float
+    run: int = 0  # restarts of the windower before this window: equal runs are consecutive
 
 
 @dataclass(slots=True)
@@ -100,6 +101,7 @@ class Windower:
         self.counters: Counter[str] = Counter()
         self.samples = 0  # received, including rejected ones
         self.windows = 0
+        self.runs = 0  # restarts so far; windows of one run follow each other without a break
         self._tally = _Tally()
         self._column_cache: tuple[tuple[str, ...], list[int]] | None = None
 
@@ -114,6 +116,7 @@ class Windower:
 
     def _restart(self) -> None:
         """Drop the unfinished window; the clock stays."""
+        self.runs += 1
         self._fill = 0
         self._next_start = 0
         self._tally.run = 0
@@ -304,7 +307,8 @@ class Windower:
         batch = view.copy()
         first = self._times[starts.start : starts.stop : self.hop].tolist()
         last = self._times[starts.start + self.window - 1 :: self.hop][: len(starts)].tolist()
-        return [Window(batch[i], first[i], last[i]) for i in range(len(starts))]
+        run = self.runs
+        return [Window(batch[i], first[i], last[i], run) for i in range(len(starts))]
 
     def _compact(self) -> None:
         """Move the unfinished tail to the front so the buffer never grows."""

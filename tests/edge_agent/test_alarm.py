@@ -52,3 +52,13 @@ def test_judge_per_task() -> None:
     assert judge("rul", {"rul": 5.0}, CONFIG) == (True, "critical")
     assert judge("rul", {"rul": 80.0}, CONFIG)[0] is False
     assert reason("anomaly", {"score": 3.0, "threshold": 1.0}, CONFIG) == "score 3 > threshold 1"
+
+
+def test_consecutive_rule_needs_an_unbroken_run() -> None:
+    """Test that rule 'consecutive' raises only after raise_count abnormal windows in a row,
+    where n_of_m already raises on the same windows spread out."""
+    config = AlarmConfig(rule="consecutive", raise_count=3, window_count=5, clear_count=1)
+    assert set(_feed(AlarmState(config), "1101101101")) == {None}
+    assert set(_feed(AlarmState(CONFIG), "11011")) == {None, "raised"}
+    changes = _feed(AlarmState(config), "1101110000")
+    assert [(i, c) for i, c in enumerate(changes) if c] == [(5, "raised"), (9, "cleared")]

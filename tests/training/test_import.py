@@ -191,6 +191,7 @@ def test_import_writes_a_complete_bundle_from_model_and_real_input(
         "hop": HOP,
         "max_gap": None,  # no training data: the device's default gap rule
         "features": json.loads((root / "steps.json").read_text()),
+        "baseline": None,
         "reference": None,
     }
 
@@ -205,6 +206,10 @@ def test_import_writes_a_complete_bundle_from_model_and_real_input(
         "threshold": pytest.approx(np.quantile(normal_scores, 0.99), rel=1e-9),
         "threshold_quantile": 0.99,
         "threshold_source": "quantile",
+        "threshold_margin": 1.0,
+        "calibrated_on": None,
+        "calibration_windows": None,
+        "smoothing": None,
     }
     assert manifest["metrics"] is None
     provenance = manifest["provenance"]
@@ -284,6 +289,10 @@ def test_given_threshold_is_recorded_as_given(foreign: dict, tmp_path: Path) -> 
         "threshold": 0.25,
         "threshold_quantile": None,
         "threshold_source": "given",
+        "threshold_margin": 1.0,
+        "calibrated_on": None,
+        "calibration_windows": None,
+        "smoothing": None,
     }
     assert manifest["provenance"]["calibration"] is None
 

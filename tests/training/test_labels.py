@@ -97,7 +97,8 @@ def _config(tmp_path: Path, **dataset) -> TrainConfig:
 def test_probation_trains_on_its_normal_part_and_scores_the_rest(tmp_path: Path) -> None:
     """Test the NAB split by hand: 100 rows, probation 0.4 (rows 0-39), labelled windows on rows
     10-12 (left out of training) and 50-54; validation is the last 20 % of each normal stretch;
-    test windows end on rows 40-99 and may start in the probation; rows 40-99 are scored."""
+    test windows end on rows 40-99 and may start in the probation; rows 40-99 are scored. The
+    windows the agent computes in the probation are kept unevaluated, for the smoothing."""
     _recording(tmp_path / "rec.csv")
     (tmp_path / "w.csv").write_text(
         "start,end\n2024-03-01 08:00:10,2024-03-01 08:00:12\n"
@@ -114,7 +115,10 @@ def test_probation_trains_on_its_normal_part_and_scores_the_rest(tmp_path: Path)
     # normal stretches 0-9 (train 0-7, validation 8-9) and 13-39 (train 13-34, validation 35-39)
     assert firsts(data.train) == [0, 1, 2, 3, *range(13, 31)]
     assert firsts(data.val) == [35]
-    test = data.test
+    assert data.test.ends.tolist() == list(range(4, 100))  # every window of the file: one run
+    assert data.test.scored.tolist() == [end >= 40 for end in range(4, 100)]
+    assert data.test.runs.tolist() == [0] * 96
+    test = data.test.evaluated()
     assert firsts(test) == list(range(36, 96))
     assert test.ends.tolist() == list(range(40, 100))
     assert test.targets.tolist() == [int(50 <= end <= 54) for end in range(40, 100)]
@@ -148,7 +152,7 @@ def test_probation_and_label_windows_need_an_anomaly_task(tmp_path: Path) -> Non
     with a label column is refused."""
     from pydantic import ValidationError
 
-    base = _config(tmp_path, probation=0.15).model_dump()
+    base = _config(tmp_path, probation=0.15).model_dump(exclude_unset=True)
     with pytest.raises(ValidationError, match=r"dataset\.probation is for task = 'anomaly'"):
         TrainConfig.model_validate(
             {**base, "task": "classification", "model": {"architecture": "cnn1d_classifier"}}
@@ -172,7 +176,8 @@ def test_nab_example_configs_follow_the_protocol(config: str, rows: int, events:
     cut = round(rows * 0.15)
     timeline = data.test.timeline
     assert len(timeline) == rows and int(np.count_nonzero(timeline.scored)) == rows - cut
-    assert data.test.ends.min() == cut and data.test.ends.max() == rows - 1
+    evaluated = data.test.evaluated()
+    assert evaluated.ends.min() == cut and evaluated.ends.max() == rows - 1
     scored_anomalous = timeline.anomalous & timeline.scored
     runs = np.count_nonzero(scored_anomalous[1:] & ~scored_anomalous[:-1])
     assert runs == events

@@ -180,6 +180,7 @@ class _Labelled:
     samples: np.ndarray  # (n, channels) in model order
     tags: np.ndarray  # (n,) str: the label column, or inside a labelled window or not
     time_starts: np.ndarray
+    stream: int  # the file's place among the dataset's files (the per-stream baseline)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -195,7 +196,7 @@ class _Piece:
 
 
 def _labelled(
-    data: TableData, recording: Recording, rate: float | None, breaks: _Breaks
+    data: TableData, recording: Recording, rate: float | None, breaks: _Breaks, stream: int
 ) -> _Labelled:
     if data.label_column is not None:
         tags = recording.columns[data.label_column]
@@ -206,7 +207,7 @@ def _labelled(
         tags = np.full(len(recording), data.normal_label)
     columns = [recording.columns[c] for c in data.channels]
     samples = np.stack(columns, axis=1) if columns else np.empty((len(recording), 0))
-    return _Labelled(recording, samples, tags, _time_starts(recording, data, rate, breaks))
+    return _Labelled(recording, samples, tags, _time_starts(recording, data, rate, breaks), stream)
 
 
 def _read_all(data: TableData, files: list[Path]) -> list[Recording]:
@@ -238,12 +239,17 @@ def build(data: TableData, task: str, window: int, hop: int, rul_cap: float) -> 
     rate = _sample_rate(data, train_recs)
     _check_max_gap(data, rate, train_files)
     breaks = _Breaks()
-    trains = [_labelled(data, r, rate, breaks) for r in train_recs]
-    tests = [_labelled(data, r, rate, breaks) for r in _read_all(data, test_files or [])]
+    # Each file is a stream (the per-stream baseline), training files first.
+    trains = [_labelled(data, r, rate, breaks, i) for i, r in enumerate(train_recs)]
+    tests = [
+        _labelled(data, r, rate, breaks, i)
+        for i, r in enumerate(_read_all(data, test_files or []), start=len(trains))
+    ]
     split_off = test_files is None and data.probation is None
     fractions = (data.validation_fraction, data.test_fraction if split_off else 0.0)
 
-    parts: dict[str, list[tuple[np.ndarray, str]]] = {"train": [], "val": []}
+    # (samples, tag, stream, stream row of the first sample) of each consecutive stretch
+    parts: dict[str, list[tuple[np.ndarray, str, int, int]]] = {"train": [], "val": []}
     pieces: list[_Piece] = []
     for source in trains:
         tags = source.tags
@@ -259,30 +265,40 @@ def build(data: TableData, task: str, window: int, hop: int, rul_cap: float) -> 
                     pieces.append(_Piece(source, segment, segment.start))
                 continue
             train, val, test = _chronological(segment, fractions)
-            parts["train"].append((source.samples[train], tag))
-            parts["val"].append((source.samples[val], tag))
+            parts["train"].append((source.samples[train], tag, source.stream, train.start))
+            parts["val"].append((source.samples[val], tag, source.stream, val.start))
             if split_off and test.stop > test.start:
                 pieces.append(_Piece(source, test, test.start))
     if not split_off:
         for source in tests or trains:
             pieces.append(_Piece(source, slice(0, len(source)), _probation_cut(data, len(source))))
 
-    labels = sorted({tag for _, tag in parts["train"]}) if task == "classification" else None
+    labels = sorted({p[1] for p in parts["train"]}) if task == "classification" else None
 
     def windows_of(name: str) -> Split:
-        chunks, tags = [], []
-        for samples, tag in parts[name]:
+        chunks, tags, runs, streams, rows = [], [], [], [], []
+        for run, (samples, tag, stream, first) in enumerate(parts[name]):
             w = sliding_windows(samples, window, hop)
             chunks.append(w)
             tags += [tag] * len(w)
+            runs.append(np.full(len(w), run))
+            streams.append(np.full(len(w), stream))
+            rows.append(first + window - 1 + hop * np.arange(len(w)))
         if not tags:
-            longest = max((len(s) for s, _ in parts[name]), default=0)
+            longest = max((len(p[0]) for p in parts[name]), default=0)
             raise DataError(
                 _label(train_files),
                 f"no complete {window}-sample window for the {name} split: "
                 + breaks.cause(window, longest, name, data.max_gap),
             )
-        return Split(np.concatenate(chunks).astype(np.float32), _targets(data, tags, labels), tags)
+        return Split(
+            np.concatenate(chunks).astype(np.float32),
+            _targets(data, tags, labels),
+            tags,
+            runs=np.concatenate(runs),
+            streams=np.concatenate(streams),
+            rows=np.concatenate(rows),
+        )
 
     train = windows_of("train")
     test = _test_split(data, pieces, window, hop, labels, breaks, test_files or train_files)
@@ -300,10 +316,11 @@ def build(data: TableData, task: str, window: int, hop: int, rul_cap: float) -> 
         train=train,
         val=windows_of("val"),
         test=test,
-        train_rows=np.concatenate([s for s, _ in parts["train"]]),
+        train_rows=np.concatenate([p[0] for p in parts["train"]]),
         test_description=_test_description(data, train_files, test_files),
         labels=labels,
         notes=breaks.notes,
+        streams=[source.samples for source in trains + tests],
     )
 
 
@@ -332,24 +349,31 @@ def _test_split(
     files: list[Path],
 ) -> Split:
     """Windows of the test pieces, each cut inside the clock's segments (never at a label change)
-    and tagged by its last sample's label; kept when that sample is scored. The pieces are the
-    split's timeline, on which `training.timeline` scores their verdicts."""
-    chunks, tags, starts, ends, timelines = [], [], [], [], []
-    offset = 0
+    and tagged by its last sample's label; evaluated when that sample is scored. Windows before
+    it are kept unevaluated: the agent computes them too, and they carry the score smoothing
+    into the scored part. Each segment is a run, as the agent's windower restarts at a clock
+    break. The pieces are the split's timeline, on which `training.timeline` scores verdicts."""
+    chunks, tags, runs, streams, rows, scored, starts, ends, timelines = ([] for _ in range(9))
+    offset = run = 0
     for piece in pieces:
-        source, rows = piece.source, piece.rows
-        for segment in _cut(source.time_starts, rows.start, rows.stop):
+        source, piece_rows = piece.source, piece.rows
+        for segment in _cut(source.time_starts, piece_rows.start, piece_rows.stop):
             found = sliding_windows(source.samples[segment], window, hop)
             first = segment.start + hop * np.arange(len(found))
             last = first + window - 1
-            keep = last >= piece.scored_from
-            chunks.append(found[keep])
-            tags += source.tags[last[keep]].tolist()
-            starts.append(offset + first[keep] - rows.start)
-            ends.append(offset + last[keep] - rows.start)
+            chunks.append(found)
+            tags += source.tags[last].tolist()
+            runs.append(np.full(len(found), run))
+            streams.append(np.full(len(found), source.stream))
+            rows.append(last)
+            scored.append(last >= piece.scored_from)
+            starts.append(offset + first - piece_rows.start)
+            ends.append(offset + last - piece_rows.start)
+            run += 1
         timelines.append(_piece_timeline(data, piece))
-        offset += rows.stop - rows.start
-    if not tags:
+        offset += piece_rows.stop - piece_rows.start
+    evaluated = np.concatenate(scored) if scored else np.zeros(0, dtype=bool)
+    if not evaluated.any():
         longest = max((p.rows.stop - p.rows.start for p in pieces), default=0)
         raise DataError(
             _label(files),
@@ -364,6 +388,10 @@ def _test_split(
         np.concatenate(chunks).astype(np.float32),
         _targets(data, tags, labels),
         tags,
+        runs=np.concatenate(runs),
+        streams=np.concatenate(streams),
+        rows=np.concatenate(rows),
+        scored=None if evaluated.all() else evaluated,
         starts=np.concatenate(starts),
         ends=np.concatenate(ends),
         timeline=Timeline.join(timelines),
@@ -496,8 +524,9 @@ def evaluation_split(
     labels: list[str] | None = None,
     unit_column: str = "unit",
     rul_column: str = "rul",
-) -> Split:
-    """Whole recordings as test windows for `edge-train evaluate`, scored after `probation`.
+) -> tuple[Split, list[np.ndarray]]:
+    """Whole recordings as test windows for `edge-train evaluate`, scored after `probation`,
+    with each recording's rows (its stream, for the per-stream baseline; none for rul).
 
     `data` says how to read them and where the labels are; its `sample_rate_hz` and `max_gap`
     should be the model's, so the clock breaks where the model's windows break."""
@@ -512,20 +541,22 @@ def evaluation_split(
             windows.append(last_window(samples, window))
             targets.append(columns[rul_column][rows][-1])
             tags.append(f"unit {unit:g}")
-        return Split(np.stack(windows).astype(np.float32), np.array(targets), tags)
+        return Split(np.stack(windows).astype(np.float32), np.array(targets), tags), []
     if data.label_column is None and data.label_windows is None:
         raise DataError(
             files[0], f"{task} evaluation needs a label column (--label-column) or --labels"
         )
     breaks = _Breaks()
-    return _test_split(data, _whole_files(data, files, breaks), window, hop, labels, breaks, files)
+    pieces = _whole_files(data, files, breaks)
+    split = _test_split(data, pieces, window, hop, labels, breaks, files)
+    return split, [piece.source.samples for piece in pieces]
 
 
 def _whole_files(data: TableData, files: list[Path], breaks: _Breaks) -> list[_Piece]:
     """Each file as one test piece, scored after its probationary period."""
     recordings = _read_all(data, files)
     rate = _sample_rate(data, recordings)
-    sources = [_labelled(data, r, rate, breaks) for r in recordings]
+    sources = [_labelled(data, r, rate, breaks, i) for i, r in enumerate(recordings)]
     return [_Piece(s, slice(0, len(s)), _probation_cut(data, len(s))) for s in sources]
 
 

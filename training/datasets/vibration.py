@@ -90,8 +90,16 @@ def build(data: SyntheticVibrationData, task: str, window: int, hop: int, seed: 
         test_targets = np.array([int(t != HEALTHY) for t in test_tags])
 
     fit_tags_arr = np.array(fit_tags)
-    train = Split(fit_windows[~is_val], fit_targets[~is_val], list(fit_tags_arr[~is_val]))
-    val = Split(fit_windows[is_val], fit_targets[is_val], list(fit_tags_arr[is_val]))
+    fit_runs = np.arange(len(fit_windows)) // per_record  # a record's windows follow each other
+    train = Split(
+        fit_windows[~is_val],
+        fit_targets[~is_val],
+        list(fit_tags_arr[~is_val]),
+        runs=fit_runs[~is_val],
+    )
+    val = Split(
+        fit_windows[is_val], fit_targets[is_val], list(fit_tags_arr[is_val]), runs=fit_runs[is_val]
+    )
     return TaskData(
         name="synthetic_vibration",
         fingerprint=_fingerprint(data, seed, window, hop),
@@ -99,7 +107,9 @@ def build(data: SyntheticVibrationData, task: str, window: int, hop: int, seed: 
         sample_rate_hz=data.sample_rate_hz,
         train=train,
         val=val,
-        test=Split(test_windows, test_targets, test_tags),
+        test=Split(
+            test_windows, test_targets, test_tags, runs=np.arange(len(test_windows)) // per_record
+        ),
         train_rows=train.windows.reshape(-1, len(CHANNELS)),
         test_description=(
             f"{data.test_records_per_class} unseen-seed records per class at unseen shaft speeds "

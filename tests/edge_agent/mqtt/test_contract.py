@@ -129,3 +129,15 @@ def test_result_payload_refuses_the_fields_of_another_task(task: str) -> None:
         if other != task:
             for name, value in foreign.items():
                 assert name in _refusal(_result(task, **TASK_FIELDS[task], **{name: value}))
+
+
+@pytest.mark.parametrize("task", list(TASK_FIELDS))
+def test_raw_score_is_an_optional_anomaly_field(task: str) -> None:
+    """Test that an anomaly result may carry raw_score (its unsmoothed score) or not, and that
+    any other task's result carrying it is refused."""
+    if task == "anomaly":
+        ResultPayload.model_validate(_result(task, **TASK_FIELDS[task]))
+        payload = ResultPayload.model_validate(_result(task, **TASK_FIELDS[task], raw_score=0.1))
+        assert payload.raw_score == 0.1
+    else:
+        assert "raw_score" in _refusal(_result(task, **TASK_FIELDS[task], raw_score=0.1))
