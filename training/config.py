@@ -111,6 +111,16 @@ class ModelConfig(StrictModel):
     )
     patience: int = Field(default=10, ge=1, description="Early stopping on validation loss.")
 
+    @model_validator(mode="after")
+    def _regressor_options(self) -> ModelConfig:
+        """Ensembles and the output scale exist only in cnn1d_regressor: refuse, don't ignore."""
+        defaults = {"ensemble": 1, "ensemble_training": "joint", "output_scale": 1.0}
+        if self.architecture != "cnn1d_regressor":
+            for name, default in defaults.items():
+                if getattr(self, name) != default:
+                    raise ValueError(f"{name} applies to cnn1d_regressor only")
+        return self
+
 
 class QuantizationConfig(StrictModel):
     representative_examples: int = Field(default=500, ge=10)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_agent.errors import ConfigError
 from edge_agent.runtime import load_model
 from tests.conftest import make_project
 from training.cli import main
@@ -28,6 +29,18 @@ def _project(folder: Path) -> Path:
     text = config.read_text().replace('architecture = "cnn1d_regressor"\n', "")
     config.write_text(text.replace("[model]\n", "[model]\n" + OPTIONS))
     return config
+
+
+@pytest.mark.parametrize(
+    "option", ["ensemble = 2", 'ensemble_training = "independent"', "output_scale = 60.0"]
+)
+def test_regressor_options_refused_for_other_architectures(tmp_path: Path, option: str) -> None:
+    """Test a classifier config with a regressor-only option fails loading, naming the option."""
+    config = make_project(tmp_path, "classification")
+    config.write_text(config.read_text().replace("[model]\n", f"[model]\n{option}\n"))
+    name = option.split(" = ")[0]
+    with pytest.raises(ConfigError, match=f"{name} applies to cnn1d_regressor only"):
+        load_config(config)
 
 
 def test_cosine_rate_runs_from_initial_to_floor() -> None:
