@@ -29,6 +29,7 @@ ARGS = {
     "consumer_bench.py": ["--repeats=1", "--messages=200", "--devices=2"],
     "parity.py": ["--test-records=1", "--engines=3"],
     "frontend_bench.py": ["--repeats=1", "--windows=3"],
+    "cmapss_validation.py": [],  # the committed bundle; its validation split is small
 }
 NUMBER = r"[\d,.]+"
 
@@ -105,6 +106,10 @@ def test_every_bench_script_runs_with_tiny_arguments() -> None:
     assert all(int(row[3]) > 0 for row in latency), latency
     drain = dict(_rows(mqtt, "| backlog of 200 results after an outage"))
     assert re.fullmatch(rf"{NUMBER} msg/s", drain["drain rate"]), drain
+    validation = _rows(outputs["cmapss_validation.py"], "| bundle | version | validation data")
+    assert [row[0] for row in validation] == ["cmapss-fd001-rul"], validation
+    assert all(re.fullmatch(NUMBER, cell) for cell in validation[0][3:]), validation
+
     wear = _rows(outputs["sd_wear.py"], "| fsync | commit_interval_s")
     assert [row[:2] for row in wear] == [["normal", "0"], ["normal", "1"]], wear
     assert all(float(row[3].replace(",", "")) > 0 for row in wear), wear  # bytes really written

@@ -122,10 +122,36 @@ class ModelConfig(StrictModel):
         default=0.0, ge=0, description="Std of Gaussian noise added to inputs while training only."
     )
     ensemble: int = Field(default=1, ge=1, le=8, description="Averaged sub-networks in one graph.")
+    ensemble_training: Literal["joint", "independent"] = Field(
+        default="joint",
+        description="'joint' fits the averaged output; 'independent' fits each sub-network on "
+        "its own (own optimizer, schedule and early stopping), then averages them.",
+    )
+    output_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="cnn1d_regressor: constant the head's output is multiplied by, so the "
+        "network learns targets of order one (set it near the largest target, e.g. the RUL cap).",
+    )
     epochs: int = Field(default=50, ge=1)
     batch_size: int = Field(default=64, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        default="constant",
+        description="'cosine' decays the learning rate per epoch from learning_rate to 1% of it "
+        "at the last epoch (half a cosine period over `epochs`).",
+    )
     patience: int = Field(default=10, ge=1, description="Early stopping on validation loss.")
+
+    @model_validator(mode="after")
+    def _regressor_options(self) -> ModelConfig:
+        """Ensembles and the output scale exist only in cnn1d_regressor: refuse, don't ignore."""
+        defaults = {"ensemble": 1, "ensemble_training": "joint", "output_scale": 1.0}
+        if self.architecture != "cnn1d_regressor":
+            for name, default in defaults.items():
+                if getattr(self, name) != default:
+                    raise ValueError(f"{name} applies to cnn1d_regressor only")
+        return self
 
 
 class QuantizationConfig(StrictModel):

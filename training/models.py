@@ -11,6 +11,10 @@ from edge_agent.errors import ConfigError
 from training.config import ModelConfig
 
 
+def _noisy(inputs: keras.KerasTensor, config: ModelConfig) -> keras.KerasTensor:
+    return layers.GaussianNoise(config.input_noise)(inputs) if config.input_noise else inputs
+
+
 def _conv_stack(x: keras.KerasTensor, config: ModelConfig, pool: bool) -> keras.KerasTensor:
     for filters in config.filters:
         x = layers.Conv1D(
@@ -39,7 +43,7 @@ def cnn1d_classifier(
 def dense_autoencoder(input_shape: tuple[int, ...], config: ModelConfig) -> keras.Model:
     """Symmetric dense autoencoder; `dense_units` lists encoder widths down to the bottleneck."""
     inputs = keras.Input(shape=input_shape)
-    x = layers.GaussianNoise(config.input_noise)(inputs) if config.input_noise else inputs
+    x = _noisy(inputs, config)
     for units in config.dense_units:
         x = layers.Dense(units, activation=config.activation)(x)
     for units in reversed(config.dense_units[:-1]):
@@ -55,10 +59,6 @@ def _sequence_shape(input_shape: tuple[int, ...], architecture: str) -> tuple[in
             f"front end gives shape {input_shape}: drop the flatten (or concat axis='flat') step"
         )
     return input_shape[0], input_shape[1]
-
-
-def _noisy(inputs: keras.KerasTensor, config: ModelConfig) -> keras.KerasTensor:
-    return layers.GaussianNoise(config.input_noise)(inputs) if config.input_noise else inputs
 
 
 def conv1d_autoencoder(input_shape: tuple[int, ...], config: ModelConfig) -> keras.Model:
@@ -112,22 +112,36 @@ def lstm_autoencoder(input_shape: tuple[int, ...], config: ModelConfig) -> keras
     return keras.Model(inputs, outputs, name="lstm_autoencoder")
 
 
+def regressor_members(model: keras.Model) -> list[keras.Model]:
+    """The averaged sub-networks of a `cnn1d_regressor` (one when it is not an ensemble)."""
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)]
+
+
+def _regressor_member(input_shape: tuple[int, ...], config: ModelConfig, index: int):
+    inputs = keras.Input(shape=input_shape)
+    x = _noisy(inputs, config)
+    x = _conv_stack(x, config, pool=False)
+    x = layers.Flatten()(x)
+    if config.dropout:
+        x = layers.Dropout(config.dropout)(x)
+    for units in config.dense_units:
+        x = layers.Dense(units, activation=config.activation)(x)
+    x = layers.Dense(1)(x)
+    if config.output_scale != 1.0:
+        x = layers.Rescaling(config.output_scale)(x)
+    return keras.Model(inputs, x, name=f"member_{index + 1}")
+
+
 def cnn1d_regressor(input_shape: tuple[int, ...], config: ModelConfig) -> keras.Model:
     """Temporal conv stack, flatten, dropout and a dense head (after Li et al. 2018, DCNN).
 
     Training-time input noise regularises against memorising single engines; `ensemble`
-    sub-networks are averaged inside one graph, so the device still runs one model.
+    sub-networks (each its own nested model, see `regressor_members`) are averaged inside one
+    graph, so the device still runs one model. `output_scale` multiplies the head's output:
+    Adam moves each weight by about the learning rate per step, so a head that must reach
+    outputs of 100+ from unit-scale weights would need thousands of steps to get there.
     """
     inputs = keras.Input(shape=input_shape)
-    heads = []
-    for _ in range(config.ensemble):
-        x = layers.GaussianNoise(config.input_noise)(inputs) if config.input_noise else inputs
-        x = _conv_stack(x, config, pool=False)
-        x = layers.Flatten()(x)
-        if config.dropout:
-            x = layers.Dropout(config.dropout)(x)
-        for units in config.dense_units:
-            x = layers.Dense(units, activation=config.activation)(x)
-        heads.append(layers.Dense(1)(x))
+    heads = [_regressor_member(input_shape, config, i)(inputs) for i in range(config.ensemble)]
     outputs = heads[0] if len(heads) == 1 else layers.Average()(heads)
     return keras.Model(inputs, outputs, name="cnn1d_regressor")

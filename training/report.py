@@ -141,6 +141,8 @@ def write_report(outcome: TrainOutcome, data: TaskData) -> None:
         f"| {key} | {outcome.float_eval.values[key]:.4f} | {value:.4f} |"
         for key, value in outcome.int8_eval.values.items()
     )
+    # one training loss series per fitted network (several for independently trained members)
+    epochs = [len(v) for k, v in outcome.history.items() if k.endswith("loss") and "val_" not in k]
     ratio = outcome.sizes["int8_tflite"] / outcome.sizes["float_tflite"]
     lines = [
         f"# {manifest.name} {manifest.version} ({manifest.task})",
@@ -165,7 +167,7 @@ def write_report(outcome: TrainOutcome, data: TaskData) -> None:
         f"float {outcome.sizes['float_tflite']:,} B "
         f"({ratio:.0%}). Input {manifest.tensors.input.shape} {manifest.tensors.input.dtype}, "
         f"output {manifest.tensors.output.shape} {manifest.tensors.output.dtype}.",
-        f"Trained in {outcome.seconds:.0f} s; {len(outcome.history.get('loss', []))} epochs.",
+        f"Trained in {outcome.seconds:.0f} s; {' + '.join(map(str, epochs)) or 0} epochs.",
         "",
         *[f"![{name}]({name})" for name in plots],
         "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import sys
 import time
@@ -138,6 +139,31 @@ def _build_model(config: TrainConfig, input_shape: tuple[int, ...], n_classes: i
     return model
 
 
+def cosine_rate(epoch: int, epochs: int, initial: float, floor: float = 0.01) -> float:
+    """Half-cosine decay from `initial` at epoch 0 to `floor * initial` at the last epoch."""
+    progress = epoch / max(epochs - 1, 1)
+    return initial * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def _callbacks(config: TrainConfig) -> list:
+    """Early stopping on validation loss (best weights kept), plus the learning-rate schedule."""
+    import keras
+
+    model = config.model
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=model.patience, restore_best_weights=True
+        )
+    ]
+    if model.lr_schedule == "cosine":
+        callbacks.append(
+            keras.callbacks.LearningRateScheduler(
+                lambda epoch: cosine_rate(epoch, model.epochs, model.learning_rate)
+            )
+        )
+    return callbacks
+
+
 def _fit(config: TrainConfig, model, x: dict, data: TaskData, log: Log) -> dict[str, list[float]]:
     import keras
 
@@ -145,21 +171,30 @@ def _fit(config: TrainConfig, model, x: dict, data: TaskData, log: Log) -> dict[
     y_train = x["train"] if autoencoder else data.train.targets
     y_val = x["val"] if autoencoder else data.val.targets
     log(f"[fit] {model.count_params()} parameters, up to {config.model.epochs} epochs")
-    history = model.fit(
-        x["train"],
-        y_train,
-        validation_data=(x["val"], y_val),
-        epochs=config.model.epochs,
-        batch_size=config.model.batch_size,
-        shuffle=True,
-        verbose=2,
-        callbacks=[
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.model.patience, restore_best_weights=True
-            )
-        ],
-    )
-    return {key: [float(v) for v in values] for key, values in history.history.items()}
+    fits = [(model, "")]
+    if config.model.ensemble > 1 and config.model.ensemble_training == "independent":
+        from training.models import regressor_members
+
+        fits = [(member, f"{member.name}_") for member in regressor_members(model)]
+    history: dict[str, list[float]] = {}
+    for network, prefix in fits:
+        if network is not model:  # each member gets its own optimizer state and schedule
+            network.compile(optimizer=keras.optimizers.Adam(config.model.learning_rate), loss="mse")
+            log(f"[fit] {network.name}: independently initialised member of the ensemble")
+        fitted = network.fit(
+            x["train"],
+            y_train,
+            validation_data=(x["val"], y_val),
+            epochs=config.model.epochs,
+            batch_size=config.model.batch_size,
+            shuffle=True,
+            verbose=2,
+            callbacks=_callbacks(config),
+        )
+        history.update(
+            {prefix + key: [float(v) for v in values] for key, values in fitted.history.items()}
+        )
+    return history
 
 
 def _library_versions() -> dict[str, str]:

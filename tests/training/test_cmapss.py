@@ -19,6 +19,7 @@ from training.datasets.cmapss import (
     load_engines,
     read_table,
     split_units,
+    truncated_cuts,
 )
 
 
@@ -126,6 +127,31 @@ def test_split_units_by_engine_and_deterministic(tmp_path: Path) -> None:
     assert {e.unit for e in again} == {e.unit for e in val}
     others = [{e.unit for e in split_units(engines, 0.25, seed=s)[1]} for s in range(5)]
     assert len({frozenset(o) for o in others}) > 1
+
+
+def test_truncated_cuts_replay_the_test_protocol(fd001_train: list[Engine]) -> None:
+    """Test each cut is the last window of a prefix, scored with the true RUL, within bounds."""
+    engines = fd001_train[:6]
+    cuts = truncated_cuts(engines, window=40, cuts=30, seed=3, min_cycles=31, max_rul=150)
+    assert cuts.windows.shape == (6 * 30, 40, len(SENSORS)) and len(cuts.targets) == 6 * 30
+    by_unit = {engine.unit: engine for engine in engines}
+    padded = 0
+    for window, truth, tag in zip(cuts.windows, cuts.targets, cuts.tags, strict=True):
+        unit, cycle = (int(part.split()[1]) for part in tag.split(", "))
+        engine = by_unit[unit]
+        assert 31 <= cycle <= len(engine.cycles) and truth == engine.rul[cycle - 1] <= 150
+        prefix = engine.values[:cycle].astype(np.float32)  # stored as training windows are
+        np.testing.assert_array_equal(window[-min(cycle, 40) :], prefix[-40:])
+        if cycle < 40:  # front-padded with the first cycle, as a short test engine is
+            padded += 1
+            np.testing.assert_array_equal(
+                window[: 40 - cycle], np.repeat(prefix[:1], 40 - cycle, 0)
+            )
+    assert padded > 0 and cuts.targets.max() > RUL_CAP  # uncapped truth, short cuts included
+    again = truncated_cuts(engines, window=40, cuts=30, seed=3, min_cycles=31, max_rul=150)
+    np.testing.assert_array_equal(again.targets, cuts.targets)
+    other = truncated_cuts(engines, window=40, cuts=30, seed=4, min_cycles=31, max_rul=150)
+    assert not np.array_equal(other.targets, cuts.targets)
 
 
 @pytest.mark.parametrize(

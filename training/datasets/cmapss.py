@@ -244,6 +244,34 @@ def split_units(
     return train, val
 
 
+def truncated_cuts(
+    engines: Sequence[Engine],
+    window: int,
+    cuts: int = 25,
+    seed: int = 2024,
+    min_cycles: int = 31,
+    max_rul: float = 150.0,
+) -> Split:
+    """The test protocol replayed on run-to-failure engines, for model selection: each engine is
+    cut `cuts` times at random, and the last window of each cut (front-padded like a short test
+    engine) is paired with the true, uncapped RUL at the cut.
+
+    A cut keeps at least `min_cycles` cycles (the shortest FD001 test engine has 31) and leaves
+    a RUL of at most `max_rul`. Scoring all windows against capped targets instead rewards a
+    model for the capped plateau, which the test protocol never scores as such.
+    """
+    rng = np.random.default_rng(seed)
+    windows, truth, tags = [], [], []
+    for engine in engines:
+        n = len(engine.cycles)
+        low = max(min(min_cycles, n), n - int(max_rul))
+        for length in rng.integers(low, n + 1, size=cuts):
+            windows.append(last_window(engine.values[:length], window))
+            truth.append(engine.rul[length - 1])
+            tags.append(f"unit {engine.unit}, cycle {length}")
+    return Split(np.stack(windows).astype(np.float32), np.asarray(truth), tags)
+
+
 def _windows(engines: Sequence[Engine], window: int, hop: int, cap: float, path: Path) -> Split:
     chunks, targets = [], []
     for engine in engines:
