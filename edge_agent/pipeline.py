@@ -14,7 +14,7 @@ from edge_agent.events import AlarmEvent, Event, InputHealthEvent, ModelRef, Res
 from edge_agent.manifest import InputSpec
 from edge_agent.postprocess import interpret
 from edge_agent.runtime.model import ModelRunner
-from edge_agent.sinks.base import Sink
+from edge_agent.sinks.base import Sink, emit_events
 from edge_agent.stream.blocks import SampleBlock
 from edge_agent.stream.inputcheck import InputMonitor
 from edge_agent.stream.windower import Window, Windower
@@ -48,19 +48,23 @@ class ModelPipeline:
         self.alarm_config = alarm
         self.alarm = AlarmState(alarm)
         self.sinks = list(sinks)
+        self._outbox: list[Event] = []  # events of the block being processed, in order
         self.monitor = _monitor(manifest.input, input_health or InputHealthConfig(), model_id)
         self.input_problems: Counter[str] = Counter()  # raised conditions, by condition
         self.seq = 0
         self.results = 0
         self._stall: str | None = None  # the kind of stall last warned about
-        self.inference_ms = Histogram()  # features + invoke + interpretation, per window
+        self.inference_ms = Histogram()  # features + invoke, each window's share of its batch
         self.end_to_end_ms = Histogram()  # block arrival -> result accepted by the sinks
 
     def push(self, block: SampleBlock, arrived: float | None = None) -> int:
         """Feed samples; emit one result per completed window. Returns the number of results.
 
-        The caller flushes the sinks after a batch of blocks (one durable commit per batch).
-        `arrived`: when the block reached the agent (time.perf_counter), for end_to_end_ms."""
+        The windows a block completes are inferred as one batch (one invoke() for many when the
+        model allows it); results, alarm and input health events then go to the sinks together,
+        in the order one window at a time would give. The caller flushes the sinks after a
+        batch of blocks (one durable commit per batch). `arrived`: when the block reached the
+        agent (time.perf_counter), for end_to_end_ms."""
         windows = self.windower.push(block)
         if not windows:
             if self.windower.stalled():
@@ -69,38 +73,35 @@ class ModelPipeline:
         if self._stall is not None:
             self._stall = None
             log.info("windows forming again", extra={"model": self.ref.id})
-        manifest = self.runner.manifest
-        features, predict, task = self.features, self.runner.predict, manifest.task
-        alarm_enabled, clock = self.alarm_config.enabled, time.perf_counter
-        monitor = self.monitor
-        inference, end_to_end = self.inference_ms.observe, self.end_to_end_ms.observe
-        for window in windows:
-            if monitor is not None:
-                self._check_input(monitor, window)
-            started = clock()
-            model_input = features(window.values)
-            output = interpret(manifest, model_input, predict(model_input))
-            latency_ms = (clock() - started) * 1000.0
-            inference(latency_ms)
-            self.seq += 1
-            self._emit(
-                Result(
-                    self.device,
-                    self.ref,
-                    self.seq,
-                    window.start,
-                    window.end,
-                    task,
-                    output,
-                    latency_ms,
-                )
-            )
-            if arrived is not None:
-                end_to_end((clock() - arrived) * 1000.0)
-            if alarm_enabled:
-                self._update_alarm(output, window.end)
+        size = self.runner.batch_size  # features of a batch stay in the CPU's cache
+        for first in range(0, len(windows), size):
+            self._infer(windows[first : first + size], arrived)
         self.results += len(windows)
         return len(windows)
+
+    def _infer(self, windows: list[Window], arrived: float | None) -> None:
+        """Features, one batched inference, then per window its answer, result and alarm."""
+        manifest, clock = self.runner.manifest, time.perf_counter
+        started = clock()
+        model_inputs = self.features.batch([window.values for window in windows])
+        model_outputs = self.runner.predict_many(model_inputs)
+        latency_ms = (clock() - started) * 1000.0 / len(windows)  # each window's share
+        device, ref, task, seq = self.device, self.ref, manifest.task, self.seq
+        alarm_enabled, monitor, outbox = self.alarm_config.enabled, self.monitor, self._outbox
+        for window, model_input, model_output in zip(windows, model_inputs, model_outputs):
+            if monitor is not None:
+                self._check_input(monitor, window)
+            output = interpret(manifest, model_input, model_output)
+            seq = self.seq = seq + 1
+            outbox.append(
+                Result(device, ref, seq, window.start, window.end, task, output, latency_ms)
+            )
+            if alarm_enabled:
+                self._update_alarm(output, window.end)
+        self._deliver()
+        self.inference_ms.observe_many(latency_ms, len(windows))
+        if arrived is not None:  # the whole batch was accepted by the sinks just now
+            self.end_to_end_ms.observe_many((clock() - arrived) * 1000.0, len(windows))
 
     def _check_input(self, monitor: InputMonitor, window: Window) -> None:
         changes = monitor.check(window.values)
@@ -177,8 +178,14 @@ class ModelPipeline:
         )
 
     def _emit(self, event: Event) -> None:
-        for sink in self.sinks:
-            sink.emit(event)
+        """Queue an event; `_deliver` hands what is queued to the sinks in order."""
+        self._outbox.append(event)
+
+    def _deliver(self) -> None:
+        events, self._outbox = self._outbox, []
+        if events:
+            for sink in self.sinks:
+                emit_events(sink, events)
 
     def acknowledge(self, by: str) -> bool:
         """An operator saw the alarm: re-publish its state marked acknowledged."""
@@ -196,6 +203,7 @@ class ModelPipeline:
                 {"acknowledged": True, "acknowledged_by": by},
             )
         )
+        self._deliver()
         for sink in self.sinks:
             sink.flush()
         return True
