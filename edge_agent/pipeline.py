@@ -12,7 +12,7 @@ from edge_agent.config.models import AlarmConfig, InputHealthConfig
 from edge_agent.errors import ConfigError
 from edge_agent.events import AlarmEvent, Event, InputHealthEvent, ModelRef, Result
 from edge_agent.manifest import InputSpec
-from edge_agent.postprocess import interpret
+from edge_agent.postprocess import interpret_many
 from edge_agent.runtime.model import ModelRunner
 from edge_agent.sinks.base import Sink, emit_events
 from edge_agent.stream.blocks import SampleBlock
@@ -54,7 +54,7 @@ class ModelPipeline:
         self.seq = 0
         self.results = 0
         self._stall: str | None = None  # the kind of stall last warned about
-        self.inference_ms = Histogram()  # features + invoke, each window's share of its batch
+        self.inference_ms = Histogram()  # features + invoke + answer: a window's share of its batch
         self.end_to_end_ms = Histogram()  # block arrival -> result accepted by the sinks
 
     def push(self, block: SampleBlock, arrived: float | None = None) -> int:
@@ -80,18 +80,17 @@ class ModelPipeline:
         return len(windows)
 
     def _infer(self, windows: list[Window], arrived: float | None) -> None:
-        """Features, one batched inference, then per window its answer, result and alarm."""
+        """Features, inference and answers per batch, then per window its result and alarm."""
         manifest, clock = self.runner.manifest, time.perf_counter
         started = clock()
         model_inputs = self.features.batch([window.values for window in windows])
-        model_outputs = self.runner.predict_many(model_inputs)
+        answers = interpret_many(manifest, model_inputs, self.runner.predict_many(model_inputs))
         latency_ms = (clock() - started) * 1000.0 / len(windows)  # each window's share
         device, ref, task, seq = self.device, self.ref, manifest.task, self.seq
         alarm_enabled, monitor, outbox = self.alarm_config.enabled, self.monitor, self._outbox
-        for window, model_input, model_output in zip(windows, model_inputs, model_outputs):
+        for window, output in zip(windows, answers):
             if monitor is not None:
                 self._check_input(monitor, window)
-            output = interpret(manifest, model_input, model_output)
             seq = self.seq = seq + 1
             outbox.append(
                 Result(device, ref, seq, window.start, window.end, task, output, latency_ms)
