@@ -135,6 +135,7 @@ class MqttPublisher:
             self.limiter,
         )
         self._birth = birth
+        self._result_topics: dict[str, str] = {}  # model id -> its result topic
         # Lock discipline: paho calls on_publish while holding its own message lock, so none of
         # our locks is ever held while calling into paho. `_cond` is only for waiting;
         # `_ack_lock` guards the in-flight bookkeeping and the cursors.
@@ -174,7 +175,10 @@ class MqttPublisher:
         client = make_client(self.broker, f"edge-agent-{self.device}")
         offline = orjson.dumps({"state": "offline", "device": self.device})
         client.will_set(self.topics.status, offline, qos=1, retain=True)
-        client.max_inflight_messages_set(self.config.inflight)
+        # The sender never has more than `inflight` spooled messages at paho (it publishes only
+        # into the free room), so paho's own limit is off: with one set, paho scans every
+        # outgoing message on every PUBACK looking for queued ones, O(window) per message.
+        client.max_inflight_messages_set(0)
 
         def current() -> bool:
             return generation == self._generation
@@ -262,19 +266,34 @@ class MqttPublisher:
 
     # ---- Sink interface (agent thread) ---------------------------------------------------
     def emit(self, event: Event) -> None:
-        # Stored without the two fields known only when a copy is sent; _stamp() appends them.
-        message = event.payload(None)
-        del message["published_at"], message["historical"]
-        payload = orjson.dumps(message)
         if isinstance(event, Result):
-            self.spool.put(self.topics.result(event.model.id), payload, 1, False, PRIORITY_ROUTINE)
-            self.spool.set_sequence(event.model.id, event.seq)
-        else:  # a change of state: retained, urgent, and an event beside it
-            state, change = self._state_topics(event)
-            self._urgent_waiting = True
-            self.spool.put(state, payload, 1, True, PRIORITY_ALARM)
-            if change is not None:
-                self.spool.put(change, payload, 1, False, PRIORITY_ALARM)
+            self.emit_many([event])
+            return
+        # A change of state: retained, urgent, and an event beside it.
+        payload = _stored(event)
+        state, change = self._state_topics(event)
+        self._urgent_waiting = True
+        self.spool.put(state, payload, 1, True, PRIORITY_ALARM)
+        if change is not None:
+            self.spool.put(change, payload, 1, False, PRIORITY_ALARM)
+
+    def emit_many(self, events: Sequence[Event]) -> None:
+        """A block's events in order; runs of results are spooled together."""
+        results: list[tuple[str, bytes]] = []
+        topics = self._result_topics
+        for event in events:
+            if isinstance(event, Result):
+                model = event.model.id
+                topic = topics.get(model) or topics.setdefault(model, self.topics.result(model))
+                results.append((topic, _stored(event)))
+                self.spool.set_sequence(event.model.id, event.seq)
+                continue
+            if results:
+                self.spool.put_many(results, 1, PRIORITY_ROUTINE)
+                results = []
+            self.emit(event)
+        if results:
+            self.spool.put_many(results, 1, PRIORITY_ROUTINE)
 
     def _state_topics(self, event: Event) -> tuple[str, str | None]:
         """The retained state topic of an alarm, input health or deployment step, and its event
@@ -485,7 +504,13 @@ class MqttPublisher:
             else:
                 self._acked.append(sent[0])
                 self.publish_ack_ms.observe(self._age_s(sent[1]) * 1000.0)
-        self._notify()
+            waiting = len(self._inflight)
+        # Wake the sender when a batch fits again or all is acknowledged, not on every PUBACK
+        # (below the mark it is awake or already woken; close() polls).
+        if waiting in (0, self.config.inflight - self._min_batch):
+            self._notify()
+        else:
+            self._news = True
 
     def _announce_to_homeassistant(self) -> None:
         topic, payload = discovery(self.config.homeassistant_prefix, self.topics, self._birth())
@@ -576,10 +601,13 @@ class MqttPublisher:
             live = live[: max(1, room // 2)]
             backlog = backlog[: room - len(live)]
         client, now, sent = self._client, time.time(), 0
+        live_cursor = backlog_cursor = 0
         for row in live + backlog:
+            if boundary != self._boundary:
+                break  # a reconnect reset the cursors meanwhile
             if row.id not in inflight_ids:  # else paho is already re-sending it
                 if not self._connected or client is not self._client:
-                    return sent
+                    break
                 info = client.publish(
                     row.topic,
                     _stamp(row.payload, now, row.id <= boundary),
@@ -597,14 +625,22 @@ class MqttPublisher:
                     else:
                         self._inflight[info.mid] = (row.id, row.created)
                 sent += 1
-            with self._ack_lock:
-                if boundary != self._boundary:
-                    return sent  # a reconnect reset the cursors meanwhile
-                if row.id <= boundary:
-                    self._backlog_cursor = max(self._backlog_cursor, row.id)
-                else:
-                    self._live_cursor = max(self._live_cursor, row.id)
+            if row.id <= boundary:
+                backlog_cursor = row.id
+            else:
+                live_cursor = row.id
+        with self._ack_lock:
+            if boundary == self._boundary:
+                self._backlog_cursor = max(self._backlog_cursor, backlog_cursor)
+                self._live_cursor = max(self._live_cursor, live_cursor)
         return sent
+
+
+def _stored(event: Event) -> bytes:
+    """An event as spooled: without the two fields known only when a copy is sent (_stamp)."""
+    message = event.payload(None)
+    del message["published_at"], message["historical"]
+    return orjson.dumps(message)
 
 
 def _stamp(payload: bytes, published_at: float, historical: bool) -> bytes:
