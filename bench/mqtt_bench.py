@@ -1,17 +1,20 @@
 """MQTT delivery benchmark against a local Mosquitto started here (not a test).
 
-    python bench/mqtt_bench.py [--messages 20000] [--repeats 3]
+    python bench/mqtt_bench.py [--quick] [--messages 20000] [--repeats 3]
 
 Measured side by side in one run: bare paho QoS 1 publish rate (the ceiling), the agent's
-publisher through the spool for each fsync policy, end-to-end latency from a sensor message to
-the result at a subscriber at 100 and 1,000 windows/s, and draining a 100,000-message backlog
-while live results keep flowing. Prints markdown tables (medians).
+publisher through the spool for each fsync policy, what MQTT adds per result to the agent's
+C-MAPSS pipeline (MQTT sink minus JSON-lines sink) against bare paho's per-message cost,
+end-to-end latency from a sensor message to the result at a subscriber at 100 and 1,000
+windows/s, and draining a backlog while live results keep flowing. Prints markdown tables
+(medians) with each target of issue 12 met or missed. A few minutes by default; --quick less.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
 import statistics
 import subprocess
@@ -30,10 +33,16 @@ UNBOUNDED = "max_queued_messages 0\nmax_inflight_messages 0"
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
+
+from edge_agent.config.models import AlarmConfig  # noqa: E402
 from edge_agent.config.mqtt import MqttConfig  # noqa: E402
 from edge_agent.config.sinks import MqttSinkConfig  # noqa: E402
 from edge_agent.events import ModelRef, Result  # noqa: E402
 from edge_agent.mqtt.publisher import MqttPublisher  # noqa: E402
+from edge_agent.pipeline import ModelPipeline  # noqa: E402
+from edge_agent.sinks.jsonl import JsonlSink  # noqa: E402
+from edge_agent.stream.blocks import SampleBlock  # noqa: E402
 from tests.conftest import Broker  # noqa: E402
 
 COUNTING_SUBSCRIBER = """
@@ -82,11 +91,12 @@ class CountingSubscriber:
         return int(out.split()[-1])
 
 
-def bare_paho(port: int, n: int) -> tuple[float, int]:
+def bare_paho(port: int, n: int, payloads: list[bytes] | None = None) -> tuple[float, int]:
     """QoS 1 messages acknowledged per second from one paho publisher (the ceiling), with the
     agent's protocol (v5), in-flight window (256) and payloads, a counting subscriber in its own
     process; and how many that subscriber got."""
-    payloads = [orjson.dumps(_result(seq).payload(1.7e9)) for seq in range(1, n + 1)]
+    if payloads is None:
+        payloads = [orjson.dumps(_result(seq).payload(1.7e9)) for seq in range(1, n + 1)]
     sink = CountingSubscriber(port, "bench/bare", n)
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2, client_id="bench-pub", protocol=mqtt.MQTTv5
@@ -145,6 +155,79 @@ def publisher_rate(port: int, n: int, fsync: str, block: int = 50) -> tuple[floa
     got = sink.received()
     shutil.rmtree(folder)
     return n / elapsed, got
+
+
+def rul_replay(n: int) -> tuple[object, list[SampleBlock]]:
+    """The C-MAPSS bundle and n + 39 sensor rows as replay blocks of 4,096 rows (n windows)."""
+    from edge_agent.runtime import load_model
+
+    runner = load_model(ROOT / "models/cmapss-fd001-rul")
+    spec = runner.manifest.input
+    mean, std = np.asarray(spec.features[0].mean), np.asarray(spec.features[0].std)
+    rows = mean + std * np.random.default_rng(0).normal(size=(n + spec.window - 1, len(mean)))
+    blocks = []
+    for first in range(0, len(rows), 4096):
+        chunk = rows[first : first + 4096]
+        times = 1.7e9 + first + np.arange(len(chunk), dtype=np.float64)
+        blocks.append(
+            SampleBlock("engine", tuple(spec.channels), chunk, times[0], timestamps=times)
+        )
+    return runner, blocks
+
+
+def agent_pass(runner: object, blocks: list[SampleBlock], sink: object) -> tuple[float, int]:
+    """Seconds to push every block through the model pipeline into `sink` (flushed per block,
+    as the agent's main loop does), and the number of results."""
+    pipeline = ModelPipeline("bench", "rul", runner, AlarmConfig(), [sink])
+    start = time.perf_counter()
+    for block in blocks:
+        pipeline.push(block, time.perf_counter())
+        sink.flush()
+    return time.perf_counter() - start, pipeline.results
+
+
+def delivery_cost(port: int, n: int) -> dict[str, float]:
+    """What MQTT adds per result in the agent (the C-MAPSS pipeline with the MQTT sink, until
+    every result is acknowledged, minus the same pipeline with the JSON-lines sink), against
+    bare paho's per-message cost for the same payloads, protocol, window and subscriber."""
+    runner, blocks = rul_replay(n)
+    captured = ListSink()
+    agent_pass(runner, blocks, captured)
+    payloads = [orjson.dumps(e.payload(1.7e9)) for e in captured.events if isinstance(e, Result)]
+    bare_rate, bare_got = bare_paho(port, len(payloads), payloads)
+    jsonl_s, results = agent_pass(runner, blocks, JsonlSink(os.devnull))
+    folder = Path(tempfile.mkdtemp())
+    counter = CountingSubscriber(port, "pdm/bench/+/result", results)
+    publisher = _publisher(port, folder)
+    publisher.connected_event.wait(10)
+    start = time.perf_counter()
+    agent_pass(runner, blocks, publisher)
+    _wait_empty(publisher, 120)
+    mqtt_s = time.perf_counter() - start
+    publisher.close()
+    got = counter.received()
+    shutil.rmtree(folder)
+    return {
+        "bare_us": 1e6 / bare_rate,
+        "bare_got": bare_got,
+        "jsonl_us": 1e6 * jsonl_s / results,
+        "mqtt_us": 1e6 * mqtt_s / results,
+        "added_us": 1e6 * (mqtt_s - jsonl_s) / results,
+        "got": got,
+        "results": results,
+        "payload_bytes": statistics.median(len(p) for p in payloads),
+    }
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def emit(self, event: object) -> None:
+        self.events.append(event)
+
+    def flush(self) -> None:
+        pass
 
 
 LIVE_SUBSCRIBER = """
@@ -289,18 +372,31 @@ spool_dir = "{folder / "spool"}"
     return waits[len(waits) // 2], waits[int(len(waits) * 0.99)], len(waits)
 
 
+LATENCY_TARGET_MS = 5.0  # p99 at 1,000 windows/s (issue 12, target 4)
+DRAIN_TARGET, LIVE_TARGET_MS = 10_000, 50.0  # backlog msg/s, live p99 meanwhile
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--backlog", type=int, default=100_000)
+    parser.add_argument("--backlog", type=int, default=50_000)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--quick", action="store_true", help="5,000 messages, 20,000 backlog, 5 s of latency"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.messages, args.backlog, args.latency_seconds = 5000, 20_000, 5.0
     folder = Path(tempfile.mkdtemp())
     broker = Broker(folder, listeners=UNBOUNDED)
     broker.start()
     try:
-        rows = []
+        rows, costs = [], []
         for _ in range(args.repeats):
             bare = bare_paho(broker.port, args.messages)
             spooled = {
@@ -308,6 +404,7 @@ def main() -> None:
                 for f in ("normal", "always", "off")
             }
             rows.append((bare, spooled))
+            costs.append(delivery_cost(broker.port, args.messages))
         bare = statistics.median(r[0][0] for r in rows)
         bare_got = min(r[0][1] for r in rows)
         print(
@@ -327,6 +424,7 @@ def main() -> None:
                 f"| agent publisher via spool, fsync={policy} | {rate:,.0f} | "
                 f"{1e6 / rate:.1f} | {rate / bare:.0%} | {got}/{args.messages} |"
             )
+        print_delivery(costs)
     finally:
         broker.stop()
     broker = Broker(Path(tempfile.mkdtemp()), listeners=UNBOUNDED)
@@ -338,24 +436,53 @@ def main() -> None:
     print()
     print(
         "| sensor row published -> result at subscriber (RUL model, MQTT in and out) | "
-        "p50 ms | p99 ms | results |"
+        "p50 ms | p99 ms | results | target |"
     )
-    print("|---|---|---|---|")
+    print("|---|---|---|---|---|")
     for r, (p50, p99, count) in lat.items():
-        print(f"| {r:,.0f} windows/s | {p50:.1f} | {p99:.1f} | {count} |")
+        target = "-"
+        if r == 1000.0:
+            target = f"p99 <= {LATENCY_TARGET_MS:g} ms: {verdict(p99 <= LATENCY_TARGET_MS)}"
+        print(f"| {r:,.0f} windows/s | {p50:.1f} | {p99:.1f} | {count} | {target} |")
     broker = Broker(Path(tempfile.mkdtemp()), listeners=UNBOUNDED)
     try:
         drain = backlog(broker, args.backlog)
     finally:
         broker.stop()
     print()
-    print(f"| backlog of {args.backlog:,} results after an outage | value |")
-    print("|---|---|")
-    print(f"| drain rate | {drain['rate']:,.0f} msg/s |")
+    print(f"| backlog of {args.backlog:,} results after an outage | value | target |")
+    print("|---|---|---|")
+    rate, p99 = drain["rate"], drain["live_p99_ms"]
+    print(
+        f"| drain rate | {rate:,.0f} msg/s | >= {DRAIN_TARGET:,}: {verdict(rate >= DRAIN_TARGET)} |"
+    )
     print(
         f"| live results during the drain (about 100/s), latency p50 / p99 | "
-        f"{drain['live_p50_ms']:.1f} / {drain['live_p99_ms']:.1f} ms "
-        f"({drain['live_count']} results) |"
+        f"{drain['live_p50_ms']:.1f} / {p99:.1f} ms ({drain['live_count']} results) | "
+        f"p99 <= {LIVE_TARGET_MS:g} ms: {verdict(p99 <= LIVE_TARGET_MS)} |"
+    )
+
+
+def print_delivery(costs: list[dict[str, float]]) -> None:
+    """The delivery target's table: medians of the runs, the ratio per run then its median."""
+    first = costs[0]
+    med = {key: statistics.median(c[key] for c in costs) for key in first}
+    ratio = statistics.median(c["added_us"] / c["bare_us"] for c in costs)
+    print()
+    print(
+        f"| delivery per result (C-MAPSS pipeline, {first['results']:,} results of "
+        f"{med['payload_bytes']:.0f} bytes; MQTT v5, QoS 1, in-flight {INFLIGHT}, counting "
+        "subscriber in its own process) | us per result | received |"
+    )
+    print("|---|---|---|")
+    print(f"| agent, JSON-lines sink | {med['jsonl_us']:.1f} | - |")
+    got = f"{min(c['got'] for c in costs)}/{first['results']}"
+    print(f"| agent, MQTT sink until every result is acknowledged | {med['mqtt_us']:.1f} | {got} |")
+    print(f"| added by MQTT (the difference) | {med['added_us']:.1f} | - |")
+    bare_got = f"{min(c['bare_got'] for c in costs)}/{first['results']}"
+    print(f"| bare paho, the same payloads | {med['bare_us']:.1f} | {bare_got} |")
+    print(
+        f"| added by MQTT / bare paho (target <= 100%) | {ratio:.0%}: {verdict(ratio <= 1.0)} | - |"
     )
 
 

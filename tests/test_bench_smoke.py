@@ -90,7 +90,11 @@ def test_every_bench_script_runs_with_tiny_arguments() -> None:
     latency = _rows(mqtt, "| sensor row published -> result at subscriber")
     assert [row[0] for row in latency] == ["100 windows/s", "1,000 windows/s"]
     assert all(int(row[3]) > 0 for row in latency), latency
-    drain = dict(_rows(mqtt, "| backlog of 200 results after an outage"))
+    added = {row[0]: row for row in _rows(mqtt, "| delivery per result (C-MAPSS pipeline")}
+    assert added["agent, MQTT sink until every result is acknowledged"][2] == "100/100"
+    verdict = added["added by MQTT / bare paho (target <= 100%)"][1]
+    assert re.fullmatch(rf"{NUMBER}%: (met|\*\*missed\*\*)", verdict), verdict
+    drain = {row[0]: row[1] for row in _rows(mqtt, "| backlog of 200 results after an outage")}
     assert re.fullmatch(rf"{NUMBER} msg/s", drain["drain rate"]), drain
     wear = _rows(outputs["sd_wear.py"], "| fsync | commit_interval_s")
     assert [row[:2] for row in wear] == [["normal", "0"], ["normal", "1"]], wear
