@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from edge_agent.stream.blocks import SampleBlock
 from edge_agent.stream.windower import Windower
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 BUNDLES = ["vibration-fault", "vibration-anomaly", "cmapss-fd001-rul"]
 RATIO_TARGET = 0.90  # agent end-to-end against bare features+invoke (issue 12, target 2)
 RATE_BUNDLE, RATE_TARGET = "cmapss-fd001-rul", 60_000  # results/s on a replay, JSON lines
@@ -206,6 +208,133 @@ path = "{folder / "out.jsonl"}"
     return config
 
 
+MEMORY_TARGET_MB = 50.0  # RSS serving the three bundles, MQTT and signatures on (target 5)
+# Each optional part switched on or off against the device configuration (MQTT, signed).
+MEMORY_VARIANTS = {
+    "device config: 3 bundles, MQTT sink, signatures verified, Prometheus off": {},
+    "without the MQTT sink (JSON lines only)": {"mqtt": False},
+    "without signature verification": {"signed": False},
+    "with the Prometheus endpoint": {"prometheus": True},
+}
+
+
+def _memory_config(
+    folder: Path, port: int, mqtt: bool = True, signed: bool = True, prometheus: bool = False
+) -> Path:
+    """The process benchmark's config with the device's parts switched on or off: bundles
+    copied and signed with a key made here, an MQTT sink to a local broker, Prometheus."""
+    from edge_agent.signing import generate, sign
+
+    config = _process_config(folder)
+    text = config.read_text()
+    if signed:
+        private, public, _ = generate(folder / "keys", "bench")
+        for name in BUNDLES:
+            copy = folder / "models" / name
+            shutil.copytree(ROOT / "models" / name, copy)
+            sign(copy, private)
+            text = text.replace(f'"{ROOT / "models" / name}"', f'"{copy}"')
+        text = text.replace(
+            'device_id = "bench"',
+            f'device_id = "bench"\n[security]\ntrusted_keys = ["{public}"]\n'
+            f'versions_file = "{folder / "versions.json"}"',
+        )
+    if mqtt:
+        text = text.replace(
+            'device_id = "bench"', f'device_id = "bench"\n[mqtt]\nhost = "127.0.0.1"\nport = {port}'
+        )
+        text += f'\n[[sinks]]\nkind = "mqtt"\nspool_dir = "{folder / "spool"}"\n'
+    if prometheus:
+        text = text.replace(
+            'device_id = "bench"', f'device_id = "bench"\n[metrics]\nprometheus_port = {port + 1}'
+        )
+    config.write_text(text)
+    return config
+
+
+def bench_memory(repeats: int, settle_s: float) -> dict[str, float]:
+    """RSS of `edge-agent run` serving the three bundles, per configuration variant."""
+    from tests.conftest import Broker
+
+    broker = Broker(Path(tempfile.mkdtemp()))
+    broker.start()
+    try:
+        return {
+            name: statistics.median(
+                _serving_rss(
+                    _memory_config(Path(tempfile.mkdtemp()), broker.port, **variant), settle_s
+                )
+                for _ in range(repeats)
+            )
+            for name, variant in MEMORY_VARIANTS.items()
+        }
+    finally:
+        broker.stop()
+
+
+def _serving_rss(config: Path, settle_s: float) -> float:
+    out = config.parent / "out.jsonl"
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while not (out.exists() and out.stat().st_size > 0):
+            if time.perf_counter() - started > 60 or process.poll() is not None:
+                raise RuntimeError(f"agent produced no result with {config}")
+            time.sleep(0.005)
+        deadline = time.perf_counter() + settle_s
+        while time.perf_counter() < deadline:  # all three models serving by now
+            time.sleep(0.05)
+        return _rss_mb(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+IMPORT_STEPS = [
+    ("numpy", "numpy"),
+    ("pydantic", "pydantic"),
+    ("paho-mqtt, orjson, sqlite3", "paho.mqtt.client, orjson, sqlite3"),
+    ("config and manifest schemas", "edge_agent.config, edge_agent.manifest"),
+    ("cryptography (signature verification)", "cryptography.hazmat.primitives.asymmetric.ed25519"),
+    ("ai-edge-litert", "ai_edge_litert.interpreter"),
+    (
+        "agent modules (pipeline, runtime, MQTT publisher)",
+        "edge_agent.agent, edge_agent.mqtt.publisher",
+    ),
+    ("prometheus_client (only with the endpoint on)", "edge_agent.prometheus"),
+]
+IMPORT_PROBE = """
+import importlib, sys
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+print(rss())
+for group in sys.argv[1:]:
+    for name in group.split(", "):
+        importlib.import_module(name)
+    print(rss())
+"""
+
+
+def bench_imports() -> list[tuple[str, float]]:
+    """RSS added by each import group, in the order the agent needs them (one process)."""
+    out = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE, *(modules for _, modules in IMPORT_STEPS)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    figures = [float(x) for x in out]
+    steps = [("python interpreter", figures[0])]
+    steps += [(name, b - a) for (name, _), a, b in zip(IMPORT_STEPS, figures, figures[1:])]
+    return steps
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -281,6 +410,22 @@ def main() -> None:
     print("|---|---|")
     print(f"| RSS while serving | {process['rss_mb']:.1f} MB |")
     print(f"| process start to first result | {process['first_result_s']:.2f} s |")
+    memory = bench_memory(min(args.repeats, 3), args.settle_s)
+    device = next(iter(memory.values()))
+    print()
+    print("| RSS serving the 3 reference bundles (`edge-agent run`) | MB | vs device config |")
+    print("|---|---|---|")
+    for index, (name, mb) in enumerate(memory.items()):
+        if index == 0:
+            ok = verdict(mb <= MEMORY_TARGET_MB)
+            print(f"| {name} | {mb:.1f} | target <= {MEMORY_TARGET_MB:g} MB: {ok} |")
+        else:
+            print(f"| {name} | {mb:.1f} | {mb - device:+.1f} |")
+    print()
+    print("| import (one process, in the agent's order) | RSS added, MB |")
+    print("|---|---|")
+    for name, mb in bench_imports():
+        print(f"| {name} | {mb:.1f} |")
 
 
 if __name__ == "__main__":
