@@ -208,6 +208,91 @@ path = "{folder / "out.jsonl"}"
     return config
 
 
+PI4_FACTOR = (4.0, 6.0)  # a Pi 4 core against one core of this machine (issue 12's estimate)
+SCALE_MODELS = {1: ["vibration-fault"], 2: ["vibration-fault", "vibration-anomaly"]}
+
+
+def bench_scale(sources: list[int], seconds: float) -> list[dict[str, float]]:
+    """Each row in a process of its own, so that its RSS is its own (see scale_row)."""
+    rows = []
+    for per_sensor in SCALE_MODELS:
+        for n in sources:
+            code = (
+                f"import json, sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); "
+                "import agent_bench; "
+                f"print(json.dumps(agent_bench.scale_row({n}, {per_sensor}, {seconds})))"
+            )
+            out = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+            rows.append(orjson.loads(out.splitlines()[-1]))
+    return rows
+
+
+def scale_row(n: int, per_sensor: int, seconds: float) -> dict[str, float]:
+    """N simulated three-axis 25.6 kHz sensors with `per_sensor` models each, served as the
+    agent serves them: one pipeline (and interpreter) per model binding, a block of 0.1 s from
+    every sensor in turn. CPU per second of data; the time one round of blocks takes (what the
+    last sensor of a round waits: its latency when every sensor's block arrives at once); the
+    RSS the pipelines add, after one round so that buffers and spectra are allocated."""
+    rate, block = 25600.0, 2560
+    data = generate(MachineConditions(fault="bearing_outer"), int(rate * seconds), rate, seed=4)
+    data = data.astype(np.float64)
+    load_model(ROOT / "models" / SCALE_MODELS[1][0])  # the interpreter library, loaded once
+    before = _rss_mb(os.getpid())
+    pipelines = [
+        [
+            ModelPipeline(
+                "bench",
+                f"{name}-{i}",
+                load_model(ROOT / "models" / name),
+                AlarmConfig(),
+                [JsonlSink(os.devnull)],
+            )
+            for name in SCALE_MODELS[per_sensor]
+        ]
+        for i in range(n)
+    ]
+    rounds, results = [], 0
+    cpu = time.process_time()
+    for a in range(0, len(data) - block + 1, block):
+        started = time.perf_counter()
+        for i, sensor in enumerate(pipelines):
+            chunk = SampleBlock(
+                f"s{i}", CHANNELS, data[a : a + block], 1.7e9 + a / rate, rate_hz=rate
+            )
+            for pipeline in sensor:
+                results += pipeline.push(chunk, started)
+                pipeline.sinks[0].flush()
+        rounds.append(time.perf_counter() - started)
+    cpu = time.process_time() - cpu
+    return {
+        "sources": n,
+        "models": per_sensor,
+        "results_s": results / cpu,
+        "cores": cpu / (len(rounds) * block / rate),
+        "round_p50_ms": 1000 * statistics.median(rounds),
+        "round_max_ms": 1000 * max(rounds),
+        "rss_mb": _rss_mb(os.getpid()) - before,
+    }
+
+
+def print_scale(rows: list[dict[str, float]]) -> None:
+    low, high = PI4_FACTOR
+    print()
+    print(
+        "| sensors x models (3-axis 25.6 kHz) | results/s per core | cores at real time | "
+        "round of blocks p50 / max ms | RSS added MB | Pi 4 cores, projected |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['sources']} x {r['models']} | {r['results_s']:,.0f} | {r['cores']:.3f} | "
+            f"{r['round_p50_ms']:.1f} / {r['round_max_ms']:.1f} | {r['rss_mb']:.1f} | "
+            f"{r['cores'] * low:.2f}-{r['cores'] * high:.2f} |"
+        )
+
+
 MEMORY_TARGET_MB = 50.0  # RSS serving the three bundles, MQTT and signatures on (target 5)
 # Each optional part switched on or off against the device configuration (MQTT, signed).
 MEMORY_VARIANTS = {
@@ -382,6 +467,12 @@ def main() -> None:
     parser.add_argument(
         "--settle-s", type=float, default=2.0, help="serving time before reading the RSS"
     )
+    parser.add_argument(
+        "--scale-sources", default="1,4,16,64", help="simulated sensors per scale row"
+    )
+    parser.add_argument(
+        "--scale-seconds", type=float, default=2.0, help="of data per sensor in the scale rows"
+    )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cpus, {sys.platform}, python {sys.version.split()[0]}")
     print(
@@ -421,6 +512,7 @@ def main() -> None:
             print(f"| {name} | {mb:.1f} | target <= {MEMORY_TARGET_MB:g} MB: {ok} |")
         else:
             print(f"| {name} | {mb:.1f} | {mb - device:+.1f} |")
+    print_scale(bench_scale([int(n) for n in args.scale_sources.split(",")], args.scale_seconds))
     print()
     print("| import (one process, in the agent's order) | RSS added, MB |")
     print("|---|---|")

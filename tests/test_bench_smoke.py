@@ -18,6 +18,8 @@ ARGS = {
         "--invokes=50",
         "--ingest-seconds=0.5",
         "--settle-s=0.1",
+        "--scale-sources=1,2",
+        "--scale-seconds=0.3",
     ],
     "mqtt_bench.py": [
         "--repeats=1",
@@ -78,6 +80,12 @@ def test_every_bench_script_runs_with_tiny_arguments() -> None:
     process = dict(_rows(agent, "| process (3 bundles loaded"))
     assert re.fullmatch(rf"{NUMBER} MB", process["RSS while serving"]), process
     assert re.fullmatch(rf"{NUMBER} s", process["process start to first result"]), process
+    memory = _rows(agent, "| RSS serving the 3 reference bundles")
+    assert len(memory) == 4 and all(re.fullmatch(NUMBER, row[1]) for row in memory), memory
+    scale = _rows(agent, "| sensors x models")
+    assert [row[0] for row in scale] == ["1 x 1", "2 x 1", "1 x 2", "2 x 2"], scale
+    imports = _rows(agent, "| import (one process")
+    assert all(re.fullmatch(r"-?[\d.]+", row[1]) for row in imports), imports
 
     mqtt = outputs["mqtt_bench.py"]
     delivery = _rows(mqtt, f"| path ({MESSAGES} QoS 1 messages acknowledged;")

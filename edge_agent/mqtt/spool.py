@@ -369,19 +369,25 @@ class Spool:
 
     def oldest_put(self) -> float | None:
         """When the oldest message not yet acknowledged was put (steady unix s), on disk or held
-        in memory; None if there is none. Acknowledged rows waiting for their delete are skipped:
-        at most that many rows are read, in id order."""
+        in memory; None if there is none."""
         with self._lock:
             held = min((row[5] for row in self._overflow), default=None)  # fault only
+            oldest = self.oldest_stored()
+        stored = None if oldest is None else oldest[1]
+        return min((t for t in (held, stored) if t is not None), default=None)
+
+    def oldest_stored(self) -> tuple[int, float] | None:
+        """(id, put time) of the oldest message on disk not yet acknowledged, or None.
+        Acknowledged rows waiting for their delete are skipped: at most that many rows are
+        read, in id order. Unreadable: None (`fault` already says so)."""
+        with self._lock:
             rows: list[tuple[int, float]] = []
-            # Unreadable: `fault` already says so (fetch and commit record it); no age then.
             with contextlib.suppress(sqlite3.Error):
                 rows = self._db.execute(
                     "SELECT id, created FROM messages ORDER BY id LIMIT ?",
                     (len(self._undeleted) + 1,),
                 ).fetchall()
-            stored = next((created for id_, created in rows if id_ not in self._undeleted), None)
-        return min((t for t in (held, stored) if t is not None), default=None)
+            return next((row for row in rows if row[0] not in self._undeleted), None)
 
     def disk_bytes(self) -> int:
         """What the spool really occupies: database plus write-ahead log."""
