@@ -240,16 +240,12 @@ def scale_row(n: int, per_sensor: int, seconds: float) -> dict[str, float]:
     data = data.astype(np.float64)
     load_model(ROOT / "models" / SCALE_MODELS[1][0])  # the interpreter library, loaded once
     before = _rss_mb(os.getpid())
+    # one runner per bundle, shared by every sensor's binding, as build_pipelines does
+    runners = {name: load_model(ROOT / "models" / name) for name in SCALE_MODELS[per_sensor]}
     pipelines = [
         [
-            ModelPipeline(
-                "bench",
-                f"{name}-{i}",
-                load_model(ROOT / "models" / name),
-                AlarmConfig(),
-                [JsonlSink(os.devnull)],
-            )
-            for name in SCALE_MODELS[per_sensor]
+            ModelPipeline("bench", f"{name}-{i}", runner, AlarmConfig(), [JsonlSink(os.devnull)])
+            for name, runner in runners.items()
         ]
         for i in range(n)
     ]
