@@ -504,13 +504,7 @@ class MqttPublisher:
             else:
                 self._acked.append(sent[0])
                 self.publish_ack_ms.observe(self._age_s(sent[1]) * 1000.0)
-            waiting = len(self._inflight)
-        # Wake the sender when a batch fits again or all is acknowledged, not on every PUBACK
-        # (below the mark it is awake or already woken; close() polls).
-        if waiting in (0, self.config.inflight - self._min_batch):
-            self._notify()
-        else:
-            self._news = True
+        self._notify()
 
     def _announce_to_homeassistant(self) -> None:
         topic, payload = discovery(self.config.homeassistant_prefix, self.topics, self._birth())
