@@ -44,7 +44,13 @@ from edge_agent.mqtt.client import (
 )
 from edge_agent.mqtt.commands import Answer, CommandRouter, Handler, encode_reply
 from edge_agent.mqtt.homeassistant import discovery
-from edge_agent.mqtt.spool import PRIORITY_ALARM, PRIORITY_ROUTINE, Spool, adopt_legacy
+from edge_agent.mqtt.spool import (
+    PRIORITY_ALARM,
+    PRIORITY_ROUTINE,
+    Spool,
+    SpooledMessage,
+    adopt_legacy,
+)
 from edge_agent.mqtt.topics import Topics
 from edge_agent.paths import ensure_writable, state_dir
 from edge_agent.telemetry import Histogram
@@ -599,40 +605,41 @@ class MqttPublisher:
         if live and backlog:
             live = live[: max(1, room // 2)]
             backlog = backlog[: room - len(live)]
-        client, now, sent = self._client, time.time(), 0
+        client = self._client
+        live_stamp, backlog_stamp = _stamps(time.time())
+        published: list[tuple[int, SpooledMessage]] = []  # (paho mid, row)
         live_cursor = backlog_cursor = 0
         for row in live + backlog:
             if boundary != self._boundary:
                 break  # a reconnect reset the cursors meanwhile
+            historical = row.id <= boundary
             if row.id not in inflight_ids:  # else paho is already re-sending it
                 if not self._connected or client is not self._client:
                     break
-                info = client.publish(
-                    row.topic,
-                    _stamp(row.payload, now, row.id <= boundary),
-                    qos=row.qos,
-                    retain=row.retain,
-                )
-                with self._ack_lock:
-                    if not self._inflight:
-                        self._last_progress = time.monotonic()
-                    if row.qos == 0 or info.mid in self._early:
-                        self._early.discard(info.mid)
-                        self._acked.append(row.id)
-                        if row.qos:  # acknowledged before publish() returned
-                            self.publish_ack_ms.observe(self._age_s(row.created) * 1000.0)
-                    else:
-                        self._inflight[info.mid] = (row.id, row.created)
-                sent += 1
-            if row.id <= boundary:
+                payload = _stamp(row.payload, backlog_stamp if historical else live_stamp)
+                info = client.publish(row.topic, payload, qos=row.qos, retain=row.retain)
+                published.append((info.mid, row))
+            if historical:
                 backlog_cursor = row.id
             else:
                 live_cursor = row.id
-        with self._ack_lock:
+        with self._ack_lock:  # once per batch; a PUBACK faster than this waits in _early
+            if client is not self._client:
+                return 0  # replaced meanwhile: the new connection sends these rows again
+            if published and not self._inflight:
+                self._last_progress = time.monotonic()
+            for mid, row in published:
+                if row.qos == 0 or mid in self._early:
+                    self._early.discard(mid)
+                    self._acked.append(row.id)
+                    if row.qos:  # acknowledged before it was recorded
+                        self.publish_ack_ms.observe(self._age_s(row.created) * 1000.0)
+                else:
+                    self._inflight[mid] = (row.id, row.created)
             if boundary == self._boundary:
                 self._backlog_cursor = max(self._backlog_cursor, backlog_cursor)
                 self._live_cursor = max(self._live_cursor, live_cursor)
-        return sent
+        return len(published)
 
 
 def _stored(event: Event) -> bytes:
@@ -642,14 +649,15 @@ def _stored(event: Event) -> bytes:
     return orjson.dumps(message)
 
 
-def _stamp(payload: bytes, published_at: float, historical: bool) -> bytes:
-    """Append published_at and historical to a stored JSON object without re-parsing it."""
+def _stamps(published_at: float) -> tuple[bytes, bytes]:
+    """What `_stamp` appends to a live and to a backlog message published now."""
+    fields = b',"published_at":' + repr(published_at).encode() + b',"historical":'
+    return fields + b"false}", fields + b"true}"
+
+
+def _stamp(payload: bytes, fields: bytes) -> bytes:
+    """Append published_at and historical (`_stamps`) to a stored JSON object without
+    re-parsing it."""
     if not payload.endswith(b"}") or payload == b"{}":
         return payload
-    flag = b"true" if historical else b"false"
-    return (
-        payload[:-1]
-        + b',"published_at":'
-        + repr(published_at).encode()
-        + (b',"historical":' + flag + b"}")
-    )
+    return payload[:-1] + fields
