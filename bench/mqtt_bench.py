@@ -238,25 +238,60 @@ class ListSink:
         pass
 
 
-LIVE_SUBSCRIBER = """
-import sys, time, json, threading
-import paho.mqtt.client as mqtt
-port, first_live, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-seen, ready = {}, threading.Event()
-def on_message(_c, _u, m):
-    seq = json.loads(m.payload)["seq"]
-    if seq > first_live:
-        seen.setdefault(seq, time.time())
-c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-live")
-c.on_connect = lambda cl, *_: cl.subscribe("pdm/bench/+/result", qos=1)
-c.on_subscribe = lambda *_: print("ready", flush=True)
-c.on_message = on_message
-c.connect("127.0.0.1", port)
-c.loop_start()
-sys.stdin.read()
-c.loop_stop()
-json.dump(seen, open(out, "w"))
-"""
+def _timestamping_subscriber(port: int, out: Path) -> subprocess.Popen:
+    """mosquitto_sub (C, its own process) writing each result with its arrival time to `out`,
+    ready once subscribed. A Python subscriber of every message fell behind a fast drain, so
+    live results queued behind backlog ones in its socket and it measured itself."""
+    handle = out.open("w")
+    process = subprocess.Popen(
+        [
+            "mosquitto_sub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-V",
+            "mqttv5",
+            "-q",
+            "1",
+            "-t",
+            "pdm/bench/+/result",
+            "-F",
+            "%U %p",
+            "-d",
+        ],
+        stdout=handle,
+    )
+    deadline = time.perf_counter() + 10
+    while b"SUBACK" not in out.read_bytes():  # -d prints the subscription's acknowledgement
+        if time.perf_counter() > deadline:
+            raise RuntimeError("mosquitto_sub did not subscribe")
+        time.sleep(0.01)
+    return process
+
+
+def _wait_for(received: Path, marker: bytes, timeout: float) -> None:
+    """Until `marker` is in the last few kB mosquitto_sub wrote (or `timeout`)."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        with received.open("rb") as handle:
+            handle.seek(max(0, received.stat().st_size - 8192))
+            if marker in handle.read():
+                return
+        time.sleep(0.01)
+
+
+def _arrivals(received: Path, first_live: int) -> dict[int, float]:
+    """First arrival time of each live result (seq > first_live) in mosquitto_sub's output."""
+    seen: dict[int, float] = {}
+    for line in received.read_bytes().splitlines():
+        stamp, _, payload = line.partition(b" ")
+        if not payload.startswith(b"{"):
+            continue  # a debug line of -d
+        seq = orjson.loads(payload)["seq"]
+        if seq > first_live:
+            seen.setdefault(seq, float(stamp))
+    return seen
 
 
 def _backlog_left(publisher: MqttPublisher, n: int) -> bool:
@@ -275,14 +310,8 @@ def backlog(broker: Broker, n: int) -> dict[str, float]:
             publisher.emit(_result(seq))
         publisher.flush()
     broker.start()
-    received = folder / "live.json"
-    listener = subprocess.Popen(
-        [sys.executable, "-c", LIVE_SUBSCRIBER, str(broker.port), str(n), str(received)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    listener.stdout.readline()  # "ready"
+    received = folder / "received.txt"
+    listener = _timestamping_subscriber(broker.port, received)
     publisher.connected_event.wait(30)
     start = time.perf_counter()
     live_sent: dict[int, float] = {}
@@ -297,8 +326,10 @@ def backlog(broker: Broker, n: int) -> dict[str, float]:
     drained = time.perf_counter() - start
     _wait_empty(publisher, 30)
     publisher.close()
-    listener.communicate("", timeout=30)
-    seen = {int(k): v for k, v in orjson.loads(received.read_bytes()).items()}
+    _wait_for(received, f'"seq":{seq},'.encode(), 10)  # the last live result arrived
+    listener.terminate()
+    listener.wait(timeout=10)
+    seen = _arrivals(received, first_live=n)
     waits = sorted(seen[s] - t for s, t in live_sent.items() if s in seen)
     shutil.rmtree(folder)
     return {
