@@ -292,7 +292,7 @@ class MqttPublisher:
                 model = event.model.id
                 topic = topics.get(model) or topics.setdefault(model, self.topics.result(model))
                 results.append((topic, _stored(event)))
-                self.spool.set_sequence(event.model.id, event.seq)
+                self.spool.set_sequence(model, event.seq)
                 continue
             if results:
                 self.spool.put_many(results, 1, PRIORITY_ROUTINE)
