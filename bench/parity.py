@@ -317,17 +317,19 @@ class Bundle:
 
     def metric(self, raw: np.ndarray) -> str:
         """The training report's held-out figure from these outputs (training.evaluation)."""
+        from edge_agent.manifest import AnomalyOutput
         from training.evaluation import evaluate
 
         outputs = self.decode(raw[1:])
-        threshold = getattr(self.manifest.output, "threshold", None)
+        spec = self.manifest.output
+        anomaly = spec if isinstance(spec, AnomalyOutput) else None
         if self.task == "rul":
             outputs, targets = outputs[self.last], self.targets[self.last]
         else:
             targets = self.targets
-        labels = getattr(self.manifest.output, "labels", None)
+        labels = getattr(spec, "labels", None)
         values = evaluate(
-            self.task, self.x, outputs, targets, labels=labels, threshold=threshold
+            self.task, self.x, outputs, targets, labels=labels, anomaly=anomaly
         ).values
         if self.task == "classification":
             return f"accuracy {100 * values['accuracy']:.2f} %"

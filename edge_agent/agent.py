@@ -33,7 +33,7 @@ from edge_agent.faults import Supervised
 from edge_agent.frontend.spectra import SpectraCache
 from edge_agent.logs import RateLimiter
 from edge_agent.pipeline import ModelPipeline
-from edge_agent.runtime.model import load_model
+from edge_agent.runtime.model import ModelRunner, load_model
 from edge_agent.service.notify import Notifier, watchdog_interval_s
 from edge_agent.sinks.base import Connects, KeepsSequence, PublishesHealth, ReportsStats, Sink
 from edge_agent.sinks.fanout import Fanout
@@ -76,16 +76,23 @@ def build_pipelines(
     versions = _accepted_versions(config) if enforce else None
     spectra: dict[str | None, SpectraCache] = {}  # one per source, shared by its models
     pipelines = []
+    # Bindings of one bundle (the same model on many sensors) share its runner: the pipelines
+    # all run on the main thread, and an interpreter with its buffers is ~0.3 MB per copy.
+    runners: dict[tuple[Path, str, bool], ModelRunner] = {}
     for binding in config.models:
         bundle = binding.bundle if store is None else _from_store(store, binding.bundle, trusted)
-        runner = load_model(
-            bundle,
-            backend=binding.backend or config.runtime.backend,
-            num_threads=config.runtime.num_threads,
-            edgetpu=binding.edgetpu,
-            edgetpu_fallback=config.runtime.edgetpu_fallback_to_cpu,
-            trusted=trusted,
-        )
+        backend = binding.backend or config.runtime.backend
+        key = (Path(bundle).resolve(), backend, binding.edgetpu)
+        runner = runners.get(key)
+        if runner is None:
+            runner = runners[key] = load_model(
+                bundle,
+                backend=backend,
+                num_threads=config.runtime.num_threads,
+                edgetpu=binding.edgetpu,
+                edgetpu_fallback=config.runtime.edgetpu_fallback_to_cpu,
+                trusted=trusted,
+            )
         if versions is not None:
             versions.check(runner.manifest, binding.bundle)
         model_id = binding.id or runner.manifest.name

@@ -16,9 +16,13 @@ class ModelRef:
     sha256: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Result:
-    """One window's answer. `output` holds the task's fields (label, score, rul ...)."""
+    """One window's answer. `output` holds the task's fields (label, score, rul ...).
+
+    Not frozen, unlike the other events: one is built per window, and a frozen dataclass's
+    __init__ costs four times as much (0.97 against 0.22 us); nothing changes one after it is
+    emitted."""
 
     device: str
     model: ModelRef

@@ -7,6 +7,8 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
+import numpy as np
+
 from edge_agent.alarm import AlarmState, judge, reason
 from edge_agent.config.models import AlarmConfig, InputHealthConfig
 from edge_agent.errors import ConfigError
@@ -14,9 +16,9 @@ from edge_agent.events import AlarmEvent, Event, InputHealthEvent, ModelRef, Res
 from edge_agent.frontend.baseline import StreamBaseline
 from edge_agent.frontend.spectra import SpectraCache
 from edge_agent.manifest import InputSpec
-from edge_agent.postprocess import interpret, smoother_for
+from edge_agent.postprocess import interpret_many, smoother_for
 from edge_agent.runtime.model import ModelRunner
-from edge_agent.sinks.base import Sink
+from edge_agent.sinks.base import Sink, emit_events
 from edge_agent.stream.blocks import SampleBlock
 from edge_agent.stream.inputcheck import InputMonitor
 from edge_agent.stream.windower import Window, Windower
@@ -58,19 +60,23 @@ class ModelPipeline:
         self.alarm_config = alarm
         self.alarm = AlarmState(alarm)
         self.sinks = list(sinks)
+        self._outbox: list[Event] = []  # events of the block being processed, in order
         self.monitor = _monitor(manifest.input, input_health or InputHealthConfig(), model_id)
         self.input_problems: Counter[str] = Counter()  # raised conditions, by condition
         self.seq = 0
         self.results = 0
         self._stall: str | None = None  # the kind of stall last warned about
-        self.inference_ms = Histogram()  # features + invoke + interpretation, per window
+        self.inference_ms = Histogram()  # features + invoke + answer: a window's share of its batch
         self.end_to_end_ms = Histogram()  # block arrival -> result accepted by the sinks
 
     def push(self, block: SampleBlock, arrived: float | None = None) -> int:
         """Feed samples; emit one result per completed window. Returns the number of results.
 
-        The caller flushes the sinks after a batch of blocks (one durable commit per batch).
-        `arrived`: when the block reached the agent (time.perf_counter), for end_to_end_ms."""
+        The windows a block completes are inferred as one batch (one invoke() for many when the
+        model allows it); results, alarm and input health events then go to the sinks together,
+        in the order one window at a time would give. The caller flushes the sinks after a
+        batch of blocks (one durable commit per batch). `arrived`: when the block reached the
+        agent (time.perf_counter), for end_to_end_ms."""
         if self.baseline is not None and self.baseline.fitted is None:
             head, rest = self.baseline.take(block)
             if head is not None:  # windows ending inside the baseline period are not scored
@@ -93,39 +99,43 @@ class ModelPipeline:
         if self._stall is not None:
             self._stall = None
             log.info("windows forming again", extra={"model": self.ref.id})
-        manifest = self.runner.manifest
-        features, predict, task = self.features, self.runner.predict, manifest.task
-        alarm_enabled, clock = self.alarm_config.enabled, time.perf_counter
-        monitor, baseline, smoother = self.monitor, self.baseline, self.smoother
-        inference, end_to_end = self.inference_ms.observe, self.end_to_end_ms.observe
-        for window in windows:
-            if monitor is not None:
-                self._check_input(monitor, window)
-            started = clock()
-            values = window.values if baseline is None else baseline.apply(window.values)
-            model_input = features(values)
-            output = interpret(manifest, model_input, predict(model_input), smoother, window.run)
-            latency_ms = (clock() - started) * 1000.0
-            inference(latency_ms)
-            self.seq += 1
-            self._emit(
-                Result(
-                    self.device,
-                    self.ref,
-                    self.seq,
-                    window.start,
-                    window.end,
-                    task,
-                    output,
-                    latency_ms,
-                )
-            )
-            if arrived is not None:
-                end_to_end((clock() - arrived) * 1000.0)
-            if alarm_enabled:
-                self._update_alarm(output, window.end)
+        size = self.runner.batch_size  # features of a batch stay in the CPU's cache
+        for first in range(0, len(windows), size):
+            self._infer(windows[first : first + size], arrived)
         self.results += len(windows)
         return len(windows)
+
+    def _infer(self, windows: list[Window], arrived: float | None) -> None:
+        """Features, inference and answers per batch, then per window its result and alarm."""
+        manifest, clock = self.runner.manifest, time.perf_counter
+        started = clock()
+        values: list[np.ndarray] | np.ndarray = [window.values for window in windows]
+        if self.baseline is not None:  # elementwise, so stacked windows get each window's bits
+            values = self.baseline.apply(np.stack(values))
+        model_inputs = self.features.batch(values)
+        answers = interpret_many(
+            manifest,
+            model_inputs,
+            self.runner.predict_many(model_inputs),
+            self.smoother,
+            [window.run for window in windows],
+        )
+        latency_ms = (clock() - started) * 1000.0 / len(windows)  # each window's share
+        device, ref, task, seq = self.device, self.ref, manifest.task, self.seq
+        alarm_enabled, monitor, outbox = self.alarm_config.enabled, self.monitor, self._outbox
+        for window, output in zip(windows, answers):
+            if monitor is not None:
+                self._check_input(monitor, window)
+            seq = self.seq = seq + 1
+            outbox.append(
+                Result(device, ref, seq, window.start, window.end, task, output, latency_ms)
+            )
+            if alarm_enabled:
+                self._update_alarm(output, window.end)
+        self._deliver()
+        self.inference_ms.observe_many(latency_ms, len(windows))
+        if arrived is not None:  # the whole batch was accepted by the sinks just now
+            self.end_to_end_ms.observe_many((clock() - arrived) * 1000.0, len(windows))
 
     def _check_input(self, monitor: InputMonitor, window: Window) -> None:
         changes = monitor.check(window.values)
@@ -204,8 +214,14 @@ class ModelPipeline:
         )
 
     def _emit(self, event: Event) -> None:
-        for sink in self.sinks:
-            sink.emit(event)
+        """Queue an event; `_deliver` hands what is queued to the sinks in order."""
+        self._outbox.append(event)
+
+    def _deliver(self) -> None:
+        events, self._outbox = self._outbox, []
+        if events:
+            for sink in self.sinks:
+                emit_events(sink, events)
 
     def acknowledge(self, by: str) -> bool:
         """An operator saw the alarm: re-publish its state marked acknowledged."""
@@ -223,6 +239,7 @@ class ModelPipeline:
                 {"acknowledged": True, "acknowledged_by": by},
             )
         )
+        self._deliver()
         for sink in self.sinks:
             sink.flush()
         return True

@@ -45,6 +45,11 @@ class Histogram:
         self._counts[bisect_left(BOUNDS_MS, ms)] += 1
         self._sum += ms
 
+    def observe_many(self, ms: float, count: int) -> None:
+        """`count` observations of the same value (the results of one batch)."""
+        self._counts[bisect_left(BOUNDS_MS, ms)] += count
+        self._sum += ms * count
+
     def counts(self) -> list[int]:
         """Observations per bucket (not cumulative), the overflow bucket last."""
         return list(self._counts)

@@ -18,6 +18,8 @@ ARGS = {
         "--invokes=50",
         "--ingest-seconds=0.5",
         "--settle-s=0.1",
+        "--scale-sources=1,2",
+        "--scale-seconds=0.3",
     ],
     "mqtt_bench.py": [
         "--repeats=1",
@@ -92,19 +94,30 @@ def test_every_bench_script_runs_with_tiny_arguments() -> None:
     process = dict(_rows(agent, "| process (3 bundles loaded"))
     assert re.fullmatch(rf"{NUMBER} MB", process["RSS while serving"]), process
     assert re.fullmatch(rf"{NUMBER} s", process["process start to first result"]), process
+    memory = _rows(agent, "| RSS serving the 3 reference bundles")
+    assert len(memory) == 4 and all(re.fullmatch(NUMBER, row[1]) for row in memory), memory
+    scale = _rows(agent, "| sensors x models")
+    assert [row[0] for row in scale] == ["1 x 1", "2 x 1", "1 x 2", "2 x 2"], scale
+    imports = _rows(agent, "| import (one process")
+    assert all(re.fullmatch(r"-?[\d.]+", row[1]) for row in imports), imports
 
     mqtt = outputs["mqtt_bench.py"]
     delivery = _rows(mqtt, f"| path ({MESSAGES} QoS 1 messages acknowledged;")
     assert [row[0] for row in delivery] == [
         "bare paho publish, same payloads",
+        "bare paho, window kept by the caller (paho's limit off, as the agent)",
         *(f"agent publisher via spool, fsync={f}" for f in ("normal", "always", "off")),
     ]
     # Not a timing: every message reached the subscriber on both sides.
-    assert [row[4] for row in delivery] == [f"{MESSAGES}/{MESSAGES}"] * 4
+    assert [row[4] for row in delivery] == [f"{MESSAGES}/{MESSAGES}"] * 5
     latency = _rows(mqtt, "| sensor row published -> result at subscriber")
     assert [row[0] for row in latency] == ["100 windows/s", "1,000 windows/s"]
     assert all(int(row[3]) > 0 for row in latency), latency
-    drain = dict(_rows(mqtt, "| backlog of 200 results after an outage"))
+    added = {row[0]: row for row in _rows(mqtt, "| delivery per result (C-MAPSS pipeline")}
+    assert added["agent, MQTT sink until every result is acknowledged"][2] == "100/100"
+    verdict = added["added by MQTT / bare paho (target <= 100%)"][1]
+    assert re.fullmatch(rf"{NUMBER}%: (met|\*\*missed\*\*)", verdict), verdict
+    drain = {row[0]: row[1] for row in _rows(mqtt, "| backlog of 200 results after an outage")}
     assert re.fullmatch(rf"{NUMBER} msg/s", drain["drain rate"]), drain
     validation = _rows(outputs["cmapss_validation.py"], "| bundle | version | validation data")
     assert [row[0] for row in validation] == ["cmapss-fd001-rul"], validation

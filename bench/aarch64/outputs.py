@@ -197,6 +197,15 @@ class CapturingRunner(ModelRunner):
         self.seen.append((np.array(features, dtype=np.float32), np.array(output)))
         return output
 
+    def predict_many(self, features: np.ndarray) -> np.ndarray:
+        """Batched, as the pipeline runs it; still one entry per example."""
+        before = len(self.seen)
+        outputs = super().predict_many(features)
+        del self.seen[before:]  # a fallback through predict() must not record twice
+        for row, output in zip(features, outputs):
+            self.seen.append((np.array(row, dtype=np.float32), np.array(output)))
+        return outputs
+
 
 def steps(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """Tensor integers back from dequantized floats: exact, as each float is (q - zp) x scale."""

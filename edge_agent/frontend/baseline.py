@@ -44,7 +44,8 @@ def fit_baseline(spec: BaselineSpec, rows: np.ndarray) -> Fitted:
 
 
 def apply_baseline(fitted: Fitted, window: np.ndarray) -> np.ndarray:
-    """One (time, channels) window standardised by its stream's baseline, float64."""
+    """A (time, channels) window, or windows stacked on a leading axis, standardised by its
+    stream's baseline, float64 (element by element: a stacked window gets the same bits)."""
     mean, std = fitted
     return (as_samples(window) - mean) / std
 

@@ -8,7 +8,7 @@ pipeline on a source so that models reading the same window share its spectra.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Literal, Union
 
 import numpy as np
@@ -36,6 +36,12 @@ class _StepBase(StrictModel):
         spectral steps take their spectra from `cache`."""
         return lambda x: self.apply(x, sample_rate_hz)
 
+    def bind_many(self, sample_rate_hz: float | None) -> Transform | None:
+        """This step on windows stacked on a leading axis, if it works element by element (then
+        each window's values are the same bits as bind() gives); None if it reduces or
+        transforms along time, where the order of a batched reduction could change the bits."""
+        return None
+
 
 class Standardize(_StepBase):
     """(x - mean) / std, broadcast against the step's input (per channel or per element)."""
@@ -56,6 +62,26 @@ class Standardize(_StepBase):
     def bind(self, sample_rate_hz: float | None, cache: SpectraCache) -> Transform:
         mean, std = np.asarray(self.mean, dtype=np.float64), np.asarray(self.std, dtype=np.float64)
         return lambda x: (x - mean) / std
+
+    def bind_many(self, sample_rate_hz: float | None) -> Transform:
+        mean, std = np.asarray(self.mean, dtype=np.float64), np.asarray(self.std, dtype=np.float64)
+        tiled: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+        def run(x: np.ndarray) -> np.ndarray:
+            # mean and std spelled out over a whole window, so numpy runs one long inner loop
+            # per window instead of one per time step (same operations, same bits)
+            shape = x.shape[1:]
+            if shape not in tiled:
+                tiled[shape] = (
+                    np.ascontiguousarray(np.broadcast_to(mean, shape)),
+                    np.ascontiguousarray(np.broadcast_to(std, shape)),
+                )
+            window_mean, window_std = tiled[shape]
+            out = x - window_mean
+            out /= window_std
+            return out
+
+        return run
 
 
 class RemoveMean(_StepBase):
@@ -171,6 +197,9 @@ class Flatten(_StepBase):
     def apply(self, x: np.ndarray, sample_rate_hz: float | None) -> np.ndarray:
         return x.reshape(-1)
 
+    def bind_many(self, sample_rate_hz: float | None) -> Transform:
+        return lambda x: x.reshape(len(x), -1)
+
 
 class Concat(_StepBase):
     """Run several branches on the same input and join them.
@@ -222,8 +251,10 @@ def compile_steps(
 
 
 def _chain(steps: list[Step], sample_rate_hz: float | None, cache: SpectraCache) -> Transform:
-    functions = [step.bind(sample_rate_hz, cache) for step in steps]
+    return compile_functions([step.bind(sample_rate_hz, cache) for step in steps])
 
+
+def compile_functions(functions: list[Transform]) -> Transform:
     def run(x: np.ndarray) -> np.ndarray:
         for function in functions:
             x = function(x)
@@ -253,13 +284,19 @@ class FeaturePipeline:
         self.steps = list(steps)
         self.sample_rate_hz = sample_rate_hz
         self._run = compile_steps(self.steps, sample_rate_hz, cache)
+        many = [step.bind_many(sample_rate_hz) for step in self.steps]
+        self._run_many = None if None in many else compile_functions(many)  # type: ignore[arg-type]
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
         return self._run(as_samples(window)).astype(np.float32)
 
-    def batch(self, windows: np.ndarray) -> np.ndarray:
-        """Apply to each window in turn (not vectorised, so results equal the streaming path's)."""
-        return np.stack([self(w) for w in windows])
+    def batch(self, windows: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Windows stacked on a leading axis -> their model inputs, bit for bit what one window
+        at a time gives: in one pass when every step works element by element (a standardised
+        window such as C-MAPSS's; ~20x less per-window overhead), else window by window."""
+        if self._run_many is None or not len(windows):
+            return np.stack([self(w) for w in windows])
+        return self._run_many(as_samples(windows)).astype(np.float32)
 
     def output_shape(self, window: int, n_channels: int) -> tuple[int, ...]:
         """Shape of the features for a window, found by running the steps on zeros."""

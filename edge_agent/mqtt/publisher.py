@@ -44,7 +44,13 @@ from edge_agent.mqtt.client import (
 )
 from edge_agent.mqtt.commands import Answer, CommandRouter, Handler, encode_reply
 from edge_agent.mqtt.homeassistant import discovery
-from edge_agent.mqtt.spool import PRIORITY_ALARM, PRIORITY_ROUTINE, Spool, adopt_legacy
+from edge_agent.mqtt.spool import (
+    PRIORITY_ALARM,
+    PRIORITY_ROUTINE,
+    Spool,
+    SpooledMessage,
+    adopt_legacy,
+)
 from edge_agent.mqtt.topics import Topics
 from edge_agent.paths import ensure_writable, state_dir
 from edge_agent.telemetry import Histogram
@@ -135,6 +141,7 @@ class MqttPublisher:
             self.limiter,
         )
         self._birth = birth
+        self._result_topics: dict[str, str] = {}  # model id -> its result topic
         # Lock discipline: paho calls on_publish while holding its own message lock, so none of
         # our locks is ever held while calling into paho. `_cond` is only for waiting;
         # `_ack_lock` guards the in-flight bookkeeping and the cursors.
@@ -174,7 +181,10 @@ class MqttPublisher:
         client = make_client(self.broker, f"edge-agent-{self.device}")
         offline = orjson.dumps({"state": "offline", "device": self.device})
         client.will_set(self.topics.status, offline, qos=1, retain=True)
-        client.max_inflight_messages_set(self.config.inflight)
+        # The sender never has more than `inflight` spooled messages at paho (it publishes only
+        # into the free room), so paho's own limit is off: with one set, paho scans every
+        # outgoing message on every PUBACK looking for queued ones, O(window) per message.
+        client.max_inflight_messages_set(0)
 
         def current() -> bool:
             return generation == self._generation
@@ -262,19 +272,34 @@ class MqttPublisher:
 
     # ---- Sink interface (agent thread) ---------------------------------------------------
     def emit(self, event: Event) -> None:
-        # Stored without the two fields known only when a copy is sent; _stamp() appends them.
-        message = event.payload(None)
-        del message["published_at"], message["historical"]
-        payload = orjson.dumps(message)
         if isinstance(event, Result):
-            self.spool.put(self.topics.result(event.model.id), payload, 1, False, PRIORITY_ROUTINE)
-            self.spool.set_sequence(event.model.id, event.seq)
-        else:  # a change of state: retained, urgent, and an event beside it
-            state, change = self._state_topics(event)
-            self._urgent_waiting = True
-            self.spool.put(state, payload, 1, True, PRIORITY_ALARM)
-            if change is not None:
-                self.spool.put(change, payload, 1, False, PRIORITY_ALARM)
+            self.emit_many([event])
+            return
+        # A change of state: retained, urgent, and an event beside it.
+        payload = _stored(event)
+        state, change = self._state_topics(event)
+        self._urgent_waiting = True
+        self.spool.put(state, payload, 1, True, PRIORITY_ALARM)
+        if change is not None:
+            self.spool.put(change, payload, 1, False, PRIORITY_ALARM)
+
+    def emit_many(self, events: Sequence[Event]) -> None:
+        """A block's events in order; runs of results are spooled together."""
+        results: list[tuple[str, bytes]] = []
+        topics = self._result_topics
+        for event in events:
+            if isinstance(event, Result):
+                model = event.model.id
+                topic = topics.get(model) or topics.setdefault(model, self.topics.result(model))
+                results.append((topic, _stored(event)))
+                self.spool.set_sequence(model, event.seq)
+                continue
+            if results:
+                self.spool.put_many(results, 1, PRIORITY_ROUTINE)
+                results = []
+            self.emit(event)
+        if results:
+            self.spool.put_many(results, 1, PRIORITY_ROUTINE)
 
     def _state_topics(self, event: Event) -> tuple[str, str | None]:
         """The retained state topic of an alarm, input health or deployment step, and its event
@@ -524,9 +549,14 @@ class MqttPublisher:
         return self.spool.live_count > len(self._inflight) + len(self._acked)
 
     def _delete_acked(self) -> None:
+        """Hand acknowledged ids to the spool: never offered again from now on, their rows
+        deleted with the next commit (the agent commits every batch, and at least once per
+        supervisor tick). One write transaction per batch instead of two, and none on the
+        sender's way to the broker; the price is that a crash may re-send the acknowledged
+        results of the last second, which subscribers drop by (device, model, seq)."""
         with self._ack_lock:
             acked, self._acked = self._acked, []
-        self.spool.delete(acked, at_once=self.config.commit_interval_s == 0)
+        self.spool.delete(acked, at_once=False)
 
     def _send_loop(self) -> None:
         """Wake on news (new messages, acknowledgements, a connect), never by polling, so a
@@ -543,8 +573,8 @@ class MqttPublisher:
                     return
                 self._news = False
             try:
-                self._delete_acked()
                 more = self._send_batch()
+                self._delete_acked()
             except Exception:  # counted and logged; the supervisor sees the sender alive
                 self.counters["faults:sender"] += 1
                 if self.limiter.allow("fault:sender"):
@@ -575,46 +605,59 @@ class MqttPublisher:
         if live and backlog:
             live = live[: max(1, room // 2)]
             backlog = backlog[: room - len(live)]
-        client, now, sent = self._client, time.time(), 0
+        client = self._client
+        live_stamp, backlog_stamp = _stamps(time.time())
+        published: list[tuple[int, SpooledMessage]] = []  # (paho mid, row)
+        live_cursor = backlog_cursor = 0
         for row in live + backlog:
+            if boundary != self._boundary:
+                break  # a reconnect reset the cursors meanwhile
+            historical = row.id <= boundary
             if row.id not in inflight_ids:  # else paho is already re-sending it
                 if not self._connected or client is not self._client:
-                    return sent
-                info = client.publish(
-                    row.topic,
-                    _stamp(row.payload, now, row.id <= boundary),
-                    qos=row.qos,
-                    retain=row.retain,
-                )
-                with self._ack_lock:
-                    if not self._inflight:
-                        self._last_progress = time.monotonic()
-                    if row.qos == 0 or info.mid in self._early:
-                        self._early.discard(info.mid)
-                        self._acked.append(row.id)
-                        if row.qos:  # acknowledged before publish() returned
-                            self.publish_ack_ms.observe(self._age_s(row.created) * 1000.0)
-                    else:
-                        self._inflight[info.mid] = (row.id, row.created)
-                sent += 1
-            with self._ack_lock:
-                if boundary != self._boundary:
-                    return sent  # a reconnect reset the cursors meanwhile
-                if row.id <= boundary:
-                    self._backlog_cursor = max(self._backlog_cursor, row.id)
+                    break
+                payload = _stamp(row.payload, backlog_stamp if historical else live_stamp)
+                info = client.publish(row.topic, payload, qos=row.qos, retain=row.retain)
+                published.append((info.mid, row))
+            if historical:
+                backlog_cursor = row.id
+            else:
+                live_cursor = row.id
+        with self._ack_lock:  # once per batch; a PUBACK faster than this waits in _early
+            if client is not self._client:
+                return 0  # replaced meanwhile: the new connection sends these rows again
+            if published and not self._inflight:
+                self._last_progress = time.monotonic()
+            for mid, row in published:
+                if row.qos == 0 or mid in self._early:
+                    self._early.discard(mid)
+                    self._acked.append(row.id)
+                    if row.qos:  # acknowledged before it was recorded
+                        self.publish_ack_ms.observe(self._age_s(row.created) * 1000.0)
                 else:
-                    self._live_cursor = max(self._live_cursor, row.id)
-        return sent
+                    self._inflight[mid] = (row.id, row.created)
+            if boundary == self._boundary:
+                self._backlog_cursor = max(self._backlog_cursor, backlog_cursor)
+                self._live_cursor = max(self._live_cursor, live_cursor)
+        return len(published)
 
 
-def _stamp(payload: bytes, published_at: float, historical: bool) -> bytes:
-    """Append published_at and historical to a stored JSON object without re-parsing it."""
+def _stored(event: Event) -> bytes:
+    """An event as spooled: without the two fields known only when a copy is sent (_stamp)."""
+    message = event.payload(None)
+    del message["published_at"], message["historical"]
+    return orjson.dumps(message)
+
+
+def _stamps(published_at: float) -> tuple[bytes, bytes]:
+    """What `_stamp` appends to a live and to a backlog message published now."""
+    fields = b',"published_at":' + repr(published_at).encode() + b',"historical":'
+    return fields + b"false}", fields + b"true}"
+
+
+def _stamp(payload: bytes, fields: bytes) -> bytes:
+    """Append published_at and historical (`_stamps`) to a stored JSON object without
+    re-parsing it."""
     if not payload.endswith(b"}") or payload == b"{}":
         return payload
-    flag = b"true" if historical else b"false"
-    return (
-        payload[:-1]
-        + b',"published_at":'
-        + repr(published_at).encode()
-        + (b',"historical":' + flag + b"}")
-    )
+    return payload[:-1] + fields

@@ -178,6 +178,11 @@ class Spool:
         """Queue a message for the next commit(), which makes it durable (one transaction)."""
         self._pending.append((topic, payload, qos, int(retain), priority, self.clock.steady()))
 
+    def put_many(self, messages: list[tuple[str, bytes]], qos: int, priority: int) -> None:
+        """Queue (topic, payload) pairs that share QoS and priority, not retained (results)."""
+        now = self.clock.steady()
+        self._pending += [(topic, payload, qos, 0, priority, now) for topic, payload in messages]
+
     def set_sequence(self, model: str, seq: int) -> None:
         """Remember a model's last sequence number; stored with the next commit()."""
         self._pending_sequences[model] = seq
@@ -217,7 +222,11 @@ class Spool:
         self._db.execute("BEGIN")
         removed = self._remove(list(self._undeleted))  # deferred acknowledgements ride along
         self._expire()
-        admitted = [row for row in rows if self._make_room(row)]
+        cost = sum([len(row[1]) + len(row[0]) for row in rows]) + ROW_OVERHEAD * len(rows)
+        if self.bytes + cost <= self._data_budget:  # the usual case: room for all of them
+            admitted, self.bytes, self.count = rows, self.bytes + cost, self.count + len(rows)
+        else:
+            admitted = [row for row in rows if self._make_room(row)]
         self._db.executemany(
             "INSERT INTO messages (topic, payload, qos, retain, priority, created) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -360,19 +369,25 @@ class Spool:
 
     def oldest_put(self) -> float | None:
         """When the oldest message not yet acknowledged was put (steady unix s), on disk or held
-        in memory; None if there is none. Acknowledged rows waiting for their delete are skipped:
-        at most that many rows are read, in id order."""
+        in memory; None if there is none."""
         with self._lock:
             held = min((row[5] for row in self._overflow), default=None)  # fault only
+            oldest = self.oldest_stored()
+        stored = None if oldest is None else oldest[1]
+        return min((t for t in (held, stored) if t is not None), default=None)
+
+    def oldest_stored(self) -> tuple[int, float] | None:
+        """(id, put time) of the oldest message on disk not yet acknowledged, or None.
+        Acknowledged rows waiting for their delete are skipped: at most that many rows are
+        read, in id order. Unreadable: None (`fault` already says so)."""
+        with self._lock:
             rows: list[tuple[int, float]] = []
-            # Unreadable: `fault` already says so (fetch and commit record it); no age then.
             with contextlib.suppress(sqlite3.Error):
                 rows = self._db.execute(
                     "SELECT id, created FROM messages ORDER BY id LIMIT ?",
                     (len(self._undeleted) + 1,),
                 ).fetchall()
-            stored = next((created for id_, created in rows if id_ not in self._undeleted), None)
-        return min((t for t in (held, stored) if t is not None), default=None)
+            return next((row for row in rows if row[0] not in self._undeleted), None)
 
     def disk_bytes(self) -> int:
         """What the spool really occupies: database plus write-ahead log."""
@@ -430,18 +445,20 @@ class Spool:
             self._acknowledged(removed)
 
     def _remove(self, ids: list[int]) -> int:
-        """Delete rows inside the open transaction; returns how many there were."""
+        """Delete rows inside the open transaction; returns how many there were. Acknowledged
+        ids come in runs of consecutive ids (QoS 1 is acknowledged in order), and each run is
+        one range delete instead of one lookup per id."""
         removed = 0
-        for first in range(0, len(ids), 500):
-            chunk = ids[first : first + 500]
-            marks = ",".join("?" * len(chunk))
-            sizes = self._db.execute(
-                f"DELETE FROM messages WHERE id IN ({marks}) "
-                "RETURNING LENGTH(payload) + LENGTH(topic)",
-                chunk,
-            ).fetchall()
-            removed += len(sizes)
-            self.bytes -= sum(s[0] + ROW_OVERHEAD for s in sizes)
+        for first, last in _runs(ids):
+            count, size = self._db.execute(
+                "SELECT COUNT(*), TOTAL(LENGTH(payload) + LENGTH(topic)) FROM messages "
+                "WHERE id BETWEEN ? AND ?",
+                (first, last),
+            ).fetchone()
+            if count:
+                self._db.execute("DELETE FROM messages WHERE id BETWEEN ? AND ?", (first, last))
+                removed += count
+                self.bytes -= int(size) + count * ROW_OVERHEAD
         return removed
 
     def _acknowledged(self, removed: int) -> None:
@@ -458,6 +475,17 @@ class Spool:
         self.commit()
         with self._lock, contextlib.suppress(sqlite3.Error):
             self._db.close()
+
+
+def _runs(ids: list[int]) -> list[tuple[int, int]]:
+    """Sorted ids as (first, last) runs of consecutive integers."""
+    runs: list[tuple[int, int]] = []
+    for id_ in sorted(set(ids)):
+        if runs and id_ == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], id_)
+        else:
+            runs.append((id_, id_))
+    return runs
 
 
 def adopt_legacy(legacy: Path, path: Path) -> bool:

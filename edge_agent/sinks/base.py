@@ -7,6 +7,7 @@ having the methods, and the agent never probes attributes by name.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from edge_agent.events import Event
@@ -25,6 +26,22 @@ class Sink(Protocol):
     def close(self, timeout: float) -> None:
         """Deliver what can be delivered within `timeout` seconds, then release everything."""
         ...
+
+
+@runtime_checkable
+class EmitsBatches(Protocol):
+    """Takes the events of one block at once (one serialisation pass, one write)."""
+
+    def emit_many(self, events: Sequence[Event]) -> None: ...
+
+
+def emit_events(sink: Sink, events: Sequence[Event]) -> None:
+    """Hand `events` to `sink` in order: in one call when it takes batches, else one by one."""
+    if isinstance(sink, EmitsBatches):
+        sink.emit_many(events)
+    else:
+        for event in events:
+            sink.emit(event)
 
 
 @runtime_checkable

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from edge_agent.events import Event
 from edge_agent.logs import RateLimiter
-from edge_agent.sinks.base import Sink
+from edge_agent.sinks.base import Sink, emit_events
 
 log = logging.getLogger("edge_agent.sinks")
 
@@ -38,6 +38,13 @@ class Fanout:
         for sink in self.sinks:
             try:
                 sink.emit(event)
+            except Exception as exc:
+                self._failed(sink, "emit", exc)
+
+    def emit_many(self, events: Sequence[Event]) -> None:
+        for sink in self.sinks:
+            try:
+                emit_events(sink, events)
             except Exception as exc:
                 self._failed(sink, "emit", exc)
 

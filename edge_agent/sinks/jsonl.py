@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,6 +23,13 @@ class JsonlSink:
     def emit(self, event: Event) -> None:
         self._handle.write(
             orjson.dumps(event.payload(time.time()), option=orjson.OPT_APPEND_NEWLINE)
+        )
+
+    def emit_many(self, events: Sequence[Event]) -> None:
+        """One write per block: the lines of all its events, stamped with one clock reading."""
+        now, dumps, newline = time.time(), orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        self._handle.write(
+            b"".join([dumps(event.payload(now), option=newline) for event in events])
         )
 
     def flush(self) -> None:

@@ -35,26 +35,6 @@ class Change:
     limit: float
 
 
-class _Debounce:
-    """Raise after `persist` positive checks in a row, clear after `persist` negative ones."""
-
-    __slots__ = ("active", "persist", "run")
-
-    def __init__(self, persist: int) -> None:
-        self.persist, self.run, self.active = persist, 0, False
-
-    def update(self, positive: bool) -> bool:
-        """Record one check; True when the state flipped."""
-        if positive == self.active:
-            self.run = 0
-            return False
-        self.run += 1
-        if self.run < self.persist:
-            return False
-        self.active, self.run = positive, 0
-        return True
-
-
 class InputMonitor:
     """Checks one model's windows, channel by channel, against its manifest reference."""
 
@@ -85,14 +65,18 @@ class InputMonitor:
         self._stride = math.ceil(window / hop)
         self._until_next = 0
         self._means: deque[np.ndarray] = deque(maxlen=config.drift_horizon_windows)
-        self._states = {
-            (c, k): _Debounce(config.persist_windows) for c in self.channels for k in CONDITIONS
-        }
+        # Debounce per (condition, channel): raise after `persist_windows` positive checks in a
+        # row, clear after as many negative ones; as arrays, so a quiet check is a few compares.
+        self._active = np.zeros((len(CONDITIONS), len(self.channels)), dtype=bool)
+        self._run = np.zeros((len(CONDITIONS), len(self.channels)), dtype=np.int64)
         self.checked = 0
 
     def active(self) -> dict[str, list[str]]:
         """Current conditions per channel (an empty list: healthy)."""
-        return {c: [k for k in CONDITIONS if self._states[(c, k)].active] for c in self.channels}
+        return {
+            c: [k for j, k in enumerate(CONDITIONS) if self._active[j, i]]
+            for i, c in enumerate(self.channels)
+        }
 
     def check(self, values: np.ndarray) -> list[Change]:
         """Take one window (window, channels); returns the conditions that changed state."""
@@ -118,10 +102,17 @@ class InputMonitor:
         for condition, (value, limit) in figures.items():
             # stuck is positive below its limit (no variance), the others above theirs
             positive = value <= limit if condition == "stuck" else value > limit
-            for i, channel in enumerate(self.channels):
-                if self._states[(channel, condition)].update(bool(positive[i])):
-                    state = "raised" if self._states[(channel, condition)].active else "cleared"
-                    changes.append(Change(channel, condition, state, float(value[i]), limit))
+            row = CONDITIONS.index(condition)
+            active, run = self._active[row], self._run[row]
+            differs = positive != active
+            run[~differs] = 0
+            if not differs.any():
+                continue
+            run[differs] += 1
+            for i in np.flatnonzero(run >= cfg.persist_windows):
+                active[i], run[i] = positive[i], 0
+                state = "raised" if active[i] else "cleared"
+                changes.append(Change(self.channels[i], condition, state, float(value[i]), limit))
         return changes
 
     def _outside_fraction(self, rows: np.ndarray, low: np.ndarray, high: np.ndarray):

@@ -131,3 +131,33 @@ def test_output_shape_from_steps() -> None:
     """Test that output_shape predicts the model input shape without real data."""
     pipe = _pipeline([{"op": "stats"}, {"op": "flatten"}])
     assert pipe.output_shape(window=50, n_channels=3) == (12,)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        [
+            {"op": "standardize", "mean": [1.0, -2.0, 0.5], "std": [0.3, 7.0, 1.1]},
+            {"op": "flatten"},
+        ],
+        [{"op": "standardize", "mean": [[0.1, 0.2, 0.3]] * 40, "std": [[3.0, 0.7, 1.9]] * 40}],
+    ],
+)
+def test_elementwise_pipelines_batch_in_one_pass_with_the_same_bits(raw: list[dict]) -> None:
+    """Test that a per-channel or per-element standardize batch is vectorised and bit-identical."""
+    pipe = _pipeline(raw, None)
+    assert pipe._run_many is not None  # the vectorised path is the one under test
+    rng = np.random.default_rng(3)
+    windows = (rng.normal(size=(300, 40, 3)) * 1e3 + 1e4).astype(np.float64)  # float64 input
+    batch = pipe.batch(list(windows))  # views, as the streaming windower hands them over
+    assert batch.dtype == np.float32
+    for i, window in enumerate(windows):
+        assert pipe(window).tobytes() == batch[i].tobytes()
+
+
+def test_pipelines_with_reductions_are_batched_window_by_window() -> None:
+    """Test that a pipeline with a reducing step takes the per-window path (no vectorised one)."""
+    pipe = _pipeline([{"op": "remove_mean"}, {"op": "stats"}])
+    assert pipe._run_many is None
+    windows = np.random.default_rng(4).normal(size=(4, 64, 2))
+    assert pipe.batch(windows).shape == (4, 4, 2)

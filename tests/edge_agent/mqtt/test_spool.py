@@ -249,3 +249,26 @@ def test_deferred_acknowledgements_are_hidden_at_once_and_deleted_with_the_next_
     _fill(spool, 1)
     assert spool._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 3
     assert spool.count == 3 and spool.live_count == 3 and spool.counters["acknowledged"] == 2
+
+
+def test_acknowledged_runs_delete_exactly_their_rows_and_keep_the_count(tmp_path: Path) -> None:
+    """Test that range deletes of acknowledged runs spare the unacknowledged rows between them."""
+    spool = Spool(tmp_path / "s.sqlite3")
+    spool.put_many([("t", bytes([i]) * (10 + i)) for i in range(40)], 1, PRIORITY_ROUTINE)
+    spool.put("a", b"alarm", 1, True, PRIORITY_ALARM)
+    spool.commit()
+    ids = [m.id for m in spool.fetch(0, 100)]
+    acked = ids[0:10] + ids[11:25] + ids[30:31] + ids[33:41]  # runs with gaps between them
+    spool.delete(list(reversed(acked)))  # order of arrival does not matter
+    left = spool.fetch(0, 100)
+    assert [m.id for m in left] == [ids[10], *ids[25:30], ids[31], ids[32]]
+    assert [m.payload for m in left] == [
+        bytes([i]) * (10 + i) for i in (10, 25, 26, 27, 28, 29, 31, 32)
+    ]
+    with sqlite3.connect(spool.path) as db:
+        count, size = db.execute(
+            "SELECT COUNT(*), SUM(LENGTH(payload) + LENGTH(topic)) FROM messages"
+        ).fetchone()
+    assert (spool.count, spool.bytes) == (count, size + count * ROW_OVERHEAD) == (8, spool.bytes)
+    assert spool.counters["acknowledged"] == len(acked)
+    spool.close()
