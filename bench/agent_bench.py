@@ -343,9 +343,9 @@ def bench_memory(repeats: int, settle_s: float) -> dict[str, float]:
     try:
         return {
             name: statistics.median(
-                _serving_rss(
-                    _memory_config(Path(tempfile.mkdtemp()), broker.port, **variant), settle_s
-                )
+                _serve(_memory_config(Path(tempfile.mkdtemp()), broker.port, **variant), settle_s)[
+                    1
+                ]
                 for _ in range(repeats)
             )
             for name, variant in MEMORY_VARIANTS.items()
@@ -354,7 +354,9 @@ def bench_memory(repeats: int, settle_s: float) -> dict[str, float]:
         broker.stop()
 
 
-def _serving_rss(config: Path, settle_s: float) -> float:
+def _serve(config: Path, settle_s: float) -> tuple[float, float]:
+    """`edge-agent run -c config` writing JSON lines to out.jsonl beside it: (seconds to the
+    first result, RSS in MB once every model serves)."""
     out = config.parent / "out.jsonl"
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -367,10 +369,11 @@ def _serving_rss(config: Path, settle_s: float) -> float:
             if time.perf_counter() - started > 60 or process.poll() is not None:
                 raise RuntimeError(f"agent produced no result with {config}")
             time.sleep(0.005)
+        first = time.perf_counter() - started
         deadline = time.perf_counter() + settle_s
         while time.perf_counter() < deadline:  # all three models serving by now
             time.sleep(0.05)
-        return _rss_mb(process.pid)
+        return first, _rss_mb(process.pid)
     finally:
         process.terminate()
         process.wait(timeout=15)
@@ -428,28 +431,9 @@ def bench_process(repeats: int, settle_s: float = 2.0) -> dict[str, float]:
     """`edge-agent run` with all three bundles: seconds to first result, RSS once serving."""
     firsts, rss = [], []
     for _ in range(repeats):
-        folder = Path(tempfile.mkdtemp())
-        config = _process_config(folder)
-        out = folder / "out.jsonl"
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            while not (out.exists() and out.stat().st_size > 0):
-                if time.perf_counter() - started > 60 or process.poll() is not None:
-                    raise RuntimeError("agent produced no result")
-                time.sleep(0.005)
-            firsts.append(time.perf_counter() - started)
-            deadline = time.perf_counter() + settle_s
-            while time.perf_counter() < deadline:  # all three models serving by now
-                time.sleep(0.05)
-            rss.append(_rss_mb(process.pid))
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
+        first, serving = _serve(_process_config(Path(tempfile.mkdtemp())), settle_s)
+        firsts.append(first)
+        rss.append(serving)
     return {"first_result_s": statistics.median(firsts), "rss_mb": statistics.median(rss)}
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
 
     from edge_agent.agent import Agent
+    from edge_agent.events import Event
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_RATE = 1000.0
@@ -247,6 +248,22 @@ def signed_bundle(path: Path, key: Path, source: str = "vibration-fault", **chan
         (path / MANIFEST_FILE).write_text(json.dumps(data, indent=1))
     sign(path, key)
     return path
+
+
+class ListSink:
+    """A sink that keeps what it is given, for tests that look at a pipeline's events."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self, timeout: float = 0.0) -> None:
+        pass
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.02) -> None:

@@ -10,8 +10,7 @@ from edge_agent.agent import build_pipelines
 from edge_agent.config import load_agent_config
 from edge_agent.sim.vibration import CHANNELS, MachineConditions, generate
 from edge_agent.stream.blocks import SampleBlock
-from tests.conftest import REPO_ROOT
-from tests.edge_agent.test_pipeline import ListSink
+from tests.conftest import REPO_ROOT, ListSink
 
 
 def test_bindings_of_one_bundle_share_its_runner_and_keep_their_own_state(tmp_path: Path) -> None:

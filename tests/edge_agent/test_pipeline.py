@@ -11,21 +11,7 @@ from edge_agent.events import Event
 from edge_agent.pipeline import ModelPipeline
 from edge_agent.runtime import load_model
 from edge_agent.stream.blocks import SampleBlock
-from tests.conftest import REPO_ROOT
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self, timeout: float) -> None:
-        pass
+from tests.conftest import REPO_ROOT, ListSink
 
 
 def _stream(runner: Any, pipeline: ModelPipeline, rows: np.ndarray, block_rows: int) -> None:

@@ -10,27 +10,13 @@ import pytest
 from pydantic import ValidationError
 
 from edge_agent.config.models import AlarmConfig
-from edge_agent.events import AlarmEvent, Event, InputHealthEvent, Result
+from edge_agent.events import AlarmEvent, InputHealthEvent, Result
 from edge_agent.mqtt.contract import SCHEMAS, AlarmPayload, InputHealthPayload, ResultPayload
 from edge_agent.pipeline import ModelPipeline
 from edge_agent.runtime import load_model
 from edge_agent.sim.vibration import CHANNELS, MachineConditions, generate
 from edge_agent.stream.blocks import SampleBlock
-from tests.conftest import REPO_ROOT
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+from tests.conftest import REPO_ROOT, ListSink
 
 
 @pytest.mark.parametrize("bundle", ["vibration-fault", "vibration-anomaly", "cmapss-fd001-rul"])
