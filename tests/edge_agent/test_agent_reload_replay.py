@@ -108,10 +108,12 @@ def test_replay_loop_at_speed_10_is_paced_and_continues_the_clock(tmp_path: Path
     )
     process = start_agent(_config(tmp_path, replay, ["vibration-fault"]))
     try:
-        # Three passes of the recording: windows end beyond T0 + 3 x its length.
+        # Three passes of the recording and a second into the fourth: windows end beyond
+        # T0 + 3 x its length + 1 s, so the paced span measured below is well above 0.8 s.
         wait_until(
             lambda: any(
-                r["window"]["end"] > T0 + 3 * seconds for r in _results(tmp_path, "vibration-fault")
+                r["window"]["end"] > T0 + 3 * seconds + 1.0
+                for r in _results(tmp_path, "vibration-fault")
             ),
             30,
             "three passes of the recording",

@@ -11,6 +11,8 @@ import pytest
 
 from edge_agent.runtime import load_model
 from training.cli import main as train_main
+from training.config import GateConfig
+from training.evaluation import gate_failures
 
 CONFIG = """
 name = "gated"
@@ -105,3 +107,17 @@ def test_gate_passes_the_same_model_quantized_on_enough_examples(
     metrics = load_model(project / "models-500" / "gated").manifest.metrics.values
     assert metrics["roc_auc"].float_model > 0.95
     assert metrics["roc_auc"].float_model - metrics["roc_auc"].int8_model <= 0.02
+
+
+def test_gate_leaves_out_false_alarms_only_when_the_threshold_is_thin() -> None:
+    """Test that a false-alarm gap fails the gate when the thresholds rest on enough calibration
+    windows, is left out when they rest on a few scores, and that ROC AUC counts either way."""
+    gate = GateConfig()
+    float_values = {"roc_auc": 0.80, "false_alarm_rate": 0.05}
+    int8_values = {"roc_auc": 0.79, "false_alarm_rate": 0.10}
+    failures = gate_failures(gate, float_values, int8_values)
+    assert len(failures) == 1 and "gate.max_false_alarm_increase 0.02" in failures[0]
+    assert gate_failures(gate, float_values, int8_values, thin_threshold=True) == []
+    int8_values["roc_auc"] = 0.70
+    thin = gate_failures(gate, float_values, int8_values, thin_threshold=True)
+    assert len(thin) == 1 and thin[0].startswith("roc_auc float 0.8, int8 0.7")
