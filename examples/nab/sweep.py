@@ -5,7 +5,7 @@ Each variant is the shipped config of a recording (examples/nab/*.toml) with its
 table is read from each run's report (the int8 model's figures on the scored part). Settings were
 fixed before any run; nothing is chosen on the scored part. Takes ~15-30 min on 2 cores.
 
-    python examples/nab/sweep.py [--out /var/tmp/nab-sweep] [--only dense]
+    python examples/nab/sweep.py [--out /var/tmp/nab-sweep] [--only dense] [--recording ambient]
 """
 
 from __future__ import annotations
@@ -92,13 +92,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("/var/tmp/nab-sweep"))
     parser.add_argument("--only", choices=list(ARCHITECTURES), action="append")
+    parser.add_argument("--recording", choices=list(RECORDINGS), action="append")
     args = parser.parse_args()
     print(
         "| recording | architecture | threshold | ROC AUC | windows detected | false alarms/day "
         "| point precision | point recall | point F1 |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for recording in RECORDINGS:
+    for recording in args.recording or RECORDINGS:
         for arch in args.only or ARCHITECTURES:
             for policy in POLICIES:
                 m = run(args.out, recording, arch, policy)
