@@ -67,7 +67,7 @@ def anomaly_scores(
 
 def reconstruction_mse(model_input: np.ndarray, model_output: np.ndarray) -> float:
     """Anomaly score of an autoencoder: mean squared error over every input element."""
-    return float(_mse(_errors(model_input, model_output)))
+    return anomaly_score("reconstruction_mse", model_input, model_output)
 
 
 class ScoreSmoother:

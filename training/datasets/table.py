@@ -286,11 +286,7 @@ def build(data: TableData, task: str, window: int, hop: int, rul_cap: float) -> 
             rows.append(first + window - 1 + hop * np.arange(len(w)))
         if not tags:
             longest = max((len(p[0]) for p in parts[name]), default=0)
-            raise DataError(
-                _label(train_files),
-                f"no complete {window}-sample window for the {name} split: "
-                + breaks.cause(window, longest, name, data.max_gap),
-            )
+            raise _no_window(data, breaks, train_files, name, window, longest)
         return Split(
             np.concatenate(chunks).astype(np.float32),
             _targets(data, tags, labels),
@@ -339,6 +335,17 @@ def _targets(data: TableData, tags: list[str], labels: list[str] | None) -> np.n
     return np.array([labels.index(t) for t in tags])
 
 
+def _no_window(
+    data: TableData, breaks: _Breaks, files: list[Path], split: str, window: int, longest: int
+) -> DataError:
+    """The one-line error of a split without a complete window, naming why (gaps, steps back)."""
+    return DataError(
+        _label(files),
+        f"no complete {window}-sample window for the {split} split: "
+        + breaks.cause(window, longest, split, data.max_gap),
+    )
+
+
 def _test_split(
     data: TableData,
     pieces: list[_Piece],
@@ -375,11 +382,7 @@ def _test_split(
     evaluated = np.concatenate(scored) if scored else np.zeros(0, dtype=bool)
     if not evaluated.any():
         longest = max((p.rows.stop - p.rows.start for p in pieces), default=0)
-        raise DataError(
-            _label(files),
-            f"no complete {window}-sample window for the test split: "
-            + breaks.cause(window, longest, "test", data.max_gap),
-        )
+        raise _no_window(data, breaks, files, "test", window, longest)
     if labels is not None:
         unknown = sorted(set(tags) - set(labels))
         if unknown:
