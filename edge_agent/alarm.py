@@ -11,25 +11,41 @@ window.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from edge_agent.config.models import AlarmConfig
 
 Severity = Literal["warning", "critical"]
+Change = Literal["raised", "cleared", "escalated"]
 
 
 def judge(task: str, output: dict[str, Any], config: AlarmConfig) -> tuple[bool, Severity]:
-    """(abnormal?, severity if so) for one result; runs per window, so it stays cheap."""
+    """(abnormal?, severity if so) for one result."""
+    return judge_many(task, [output], config)[0]
+
+
+def judge_many(
+    task: str, outputs: Sequence[dict[str, Any]], config: AlarmConfig
+) -> list[tuple[bool, Severity]]:
+    """`judge` of each result of a batch, in order; runs on every result, so it stays cheap."""
     if task == "classification":
-        return output["label"] not in config.normal_labels, "warning"
+        normal = set(config.normal_labels)
+        return [(output["label"] not in normal, "warning") for output in outputs]
     if task == "anomaly":
-        score, threshold = output["score"], output["threshold"]
-        return (
-            score > threshold,
-            "critical" if score > threshold * config.critical_factor else "warning",
-        )
-    rul = output["rul"]
-    return rul < config.rul_below, "critical" if rul < config.rul_critical_below else "warning"
+        factor = config.critical_factor
+        return [
+            (
+                output["score"] > output["threshold"],
+                "critical" if output["score"] > output["threshold"] * factor else "warning",
+            )
+            for output in outputs
+        ]
+    below, critical = config.rul_below, config.rul_critical_below
+    return [
+        (output["rul"] < below, "critical" if output["rul"] < critical else "warning")
+        for output in outputs
+    ]
 
 
 def reason(task: str, output: dict[str, Any], config: AlarmConfig) -> str:
@@ -52,9 +68,7 @@ class AlarmState:
         self.severity: Severity | None = None
         self.since: float | None = None
 
-    def update(
-        self, abnormal: bool, severity: Severity, at: float
-    ) -> Literal["raised", "cleared", "escalated"] | None:
+    def update(self, abnormal: bool, severity: Severity, at: float) -> Change | None:
         """Feed one window's verdict; return the transition it caused, if any."""
         if len(self.recent) == self.recent.maxlen and self.recent[0]:
             self.abnormal_count -= 1
@@ -74,3 +88,29 @@ class AlarmState:
             self.severity = "critical"
             return "escalated"
         return None
+
+    def update_many(
+        self, verdicts: Sequence[tuple[bool, Severity]], ats: Sequence[float]
+    ) -> list[tuple[int, Change, Severity | None]]:
+        """`update` for consecutive windows: (index, transition, severity after it) of each
+        transition, as window-by-window updates give. A batch that cannot change the state (no
+        abnormal window while clear; only abnormal ones, none escalating, while raised) only
+        moves the counts: the common case costs no call per window."""
+        abnormal = [verdict for verdict, _ in verdicts]
+        quiet = not self.active and not any(abnormal)
+        held = (
+            self.active
+            and all(abnormal)
+            and (self.severity == "critical" or all(s == "warning" for _, s in verdicts))
+        )
+        if quiet or held:  # raised: the count cannot fall, so it stays above clear_count
+            self.recent.extend(abnormal)
+            self.abnormal_count = sum(self.recent)
+            self.streak = self.streak + len(abnormal) if held else 0
+            return []
+        changes = []
+        for index, ((bad, severity), at) in enumerate(zip(verdicts, ats)):
+            change = self.update(bad, severity, at)
+            if change is not None:
+                changes.append((index, change, self.severity))
+        return changes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import Counter
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edge_agent.alarm import AlarmState, judge, reason
+from edge_agent.alarm import AlarmState, Change, Severity, judge_many, reason
 from edge_agent.config.models import AlarmConfig, InputHealthConfig
 from edge_agent.errors import ConfigError
 from edge_agent.events import AlarmEvent, Event, InputHealthEvent, ModelRef, Result
@@ -121,29 +122,47 @@ class ModelPipeline:
             [window.run for window in windows],
         )
         latency_ms = (clock() - started) * 1000.0 / len(windows)  # each window's share
-        device, ref, task, seq = self.device, self.ref, manifest.task, self.seq
-        alarm_enabled, monitor, outbox = self.alarm_config.enabled, self.monitor, self._outbox
-        for window, output in zip(windows, answers):
-            if monitor is not None:
-                self._check_input(monitor, window)
-            seq = self.seq = seq + 1
-            outbox.append(
-                Result(device, ref, seq, window.start, window.end, task, output, latency_ms)
+        device, ref, task, first = self.device, self.ref, manifest.task, self.seq + 1
+        monitor, outbox = self.monitor, self._outbox
+        # Which windows need an input check or raise an alarm event is known per batch; the
+        # others only get their result (a batch with neither takes no call per window).
+        checks = monitor.due(len(windows)) if monitor is not None else range(0)
+        alarms: dict[int, tuple[Change, Severity | None]] = {}
+        if self.alarm_config.enabled:
+            verdicts = judge_many(task, answers, self.alarm_config)
+            changes = self.alarm.update_many(verdicts, [window.end for window in windows])
+            alarms = {index: (change, severity) for index, change, severity in changes}
+        if not checks and not alarms:
+            outbox.extend(
+                [
+                    Result(device, ref, seq, window.start, window.end, task, output, latency_ms)
+                    for seq, window, output in zip(itertools.count(first), windows, answers)
+                ]
             )
-            if alarm_enabled:
-                self._update_alarm(output, window.end)
+        else:
+            for index, (window, output) in enumerate(zip(windows, answers)):
+                seq = first + index
+                if index in checks:
+                    self._check_input(monitor, window, seq - 1)  # type: ignore[arg-type]
+                outbox.append(
+                    Result(device, ref, seq, window.start, window.end, task, output, latency_ms)
+                )
+                if index in alarms:
+                    self._alarm_event(*alarms[index], output, window.end, seq)
+        self.seq = first + len(windows) - 1
         self._deliver()
         self.inference_ms.observe_many(latency_ms, len(windows))
         if arrived is not None:  # the whole batch was accepted by the sinks just now
             self.end_to_end_ms.observe_many((clock() - arrived) * 1000.0, len(windows))
 
-    def _check_input(self, monitor: InputMonitor, window: Window) -> None:
-        changes = monitor.check(window.values)
+    def _check_input(self, monitor: InputMonitor, window: Window, seq: int) -> None:
+        """Check a window `monitor.due` named; `seq`: the results before this window's."""
+        changes = monitor.check_due(window.values)
         if not changes and monitor.checked != 1:
             return
         state = monitor.active()
         if not changes:  # the first check: replace whatever an earlier run left retained
-            self._emit(InputHealthEvent(self.device, self.ref, self.seq, window.end, state))
+            self._emit(InputHealthEvent(self.device, self.ref, seq, window.end, state))
         for change in changes:
             what = f"model {self.ref.id}: input channel {change.channel} {change.condition}"
             figures = {"model": self.ref.id, "value": round(change.value, 4), "limit": change.limit}
@@ -156,7 +175,7 @@ class ModelPipeline:
                 InputHealthEvent(
                     self.device,
                     self.ref,
-                    self.seq,
+                    seq,
                     window.end,
                     state,
                     {
@@ -192,12 +211,11 @@ class ModelPipeline:
             return f"{self.windower.windows} windows formed but no result came out of the model"
         return self.windower.diagnosis()
 
-    def _update_alarm(self, output: dict, at: float) -> None:
+    def _alarm_event(
+        self, change: Change, severity: Severity | None, output: dict, at: float, seq: int
+    ) -> None:
+        """The event of an alarm transition that result `seq` caused; `severity`: after it."""
         task = self.runner.manifest.task
-        abnormal, severity = judge(task, output, self.alarm_config)
-        change = self.alarm.update(abnormal, severity, at)
-        if change is None:
-            return
         state = "cleared" if change == "cleared" else "raised"
         why = reason(task, output, self.alarm_config) if state == "raised" else "back to normal"
         self._emit(
@@ -205,10 +223,10 @@ class ModelPipeline:
                 self.device,
                 self.ref,
                 state,
-                self.alarm.severity,
+                severity,
                 at,
                 why,
-                self.seq,
+                seq,
                 {"escalated": True} if change == "escalated" else {},
             )
         )

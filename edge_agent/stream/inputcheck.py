@@ -80,10 +80,21 @@ class InputMonitor:
 
     def check(self, values: np.ndarray) -> list[Change]:
         """Take one window (window, channels); returns the conditions that changed state."""
-        if self._until_next > 0:
-            self._until_next -= 1
-            return []
-        self._until_next = self._stride - 1
+        return self.check_due(values) if self.due(1) else []
+
+    def due(self, n: int) -> range:
+        """Which of the next `n` windows (offsets 0 to n - 1) are checked: pass each of them to
+        `check_due`, and no other; the windows in between are passed over without a call."""
+        first = self._until_next
+        if first >= n:
+            self._until_next -= n
+            return range(0)
+        offsets = range(first, n, self._stride)
+        self._until_next = offsets[-1] + self._stride - n
+        return offsets
+
+    def check_due(self, values: np.ndarray) -> list[Change]:
+        """Check one window that `due` named (window, channels); returns the changes."""
         self.checked += 1
         cfg = self.config
         rows = np.ascontiguousarray(values.T)  # per-channel reductions on contiguous rows: 6x

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from edge_agent.alarm import AlarmState, judge, reason
 from edge_agent.config.models import AlarmConfig
 
@@ -62,3 +64,28 @@ def test_consecutive_rule_needs_an_unbroken_run() -> None:
     assert set(_feed(AlarmState(CONFIG), "11011")) == {None, "raised"}
     changes = _feed(AlarmState(config), "1101110000")
     assert [(i, c) for i, c in enumerate(changes) if c] == [(5, "raised"), (9, "cleared")]
+
+
+def test_batched_updates_give_the_transitions_of_one_window_at_a_time() -> None:
+    """Test that update_many, fed random batches, gives the same transitions, severities and
+    counts as update() window by window, for both rules (fast paths included)."""
+    rng = random.Random(7)
+    for config in (CONFIG, AlarmConfig(rule="consecutive", raise_count=2, window_count=4)):
+        one, many = AlarmState(config), AlarmState(config)
+        at = 0
+        for _ in range(400):
+            # runs of one kind hit the fast paths; mixed batches the general loop
+            kind = rng.choice(["0", "1", "2", "012"])
+            batch = "".join(rng.choice(kind) for _ in range(rng.randint(1, 12)))
+            verdicts = [(v != "0", "critical" if v == "2" else "warning") for v in batch]
+            ats = [float(at + i) for i in range(len(batch))]
+            expected = []
+            for i, ((bad, severity), t) in enumerate(zip(verdicts, ats)):
+                change = one.update(bad, severity, t)  # type: ignore[arg-type]
+                if change is not None:
+                    expected.append((i, change, one.severity))
+            assert many.update_many(verdicts, ats) == expected  # type: ignore[arg-type]
+            state = (many.active, many.severity, many.since, many.abnormal_count, many.streak)
+            assert state == (one.active, one.severity, one.since, one.abnormal_count, one.streak)
+            assert list(many.recent) == list(one.recent)
+            at += len(batch)

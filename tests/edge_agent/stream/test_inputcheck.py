@@ -198,3 +198,25 @@ def test_real_ambient_temperature_raises_nothing_outside_its_labelled_failures()
     healthy = ~np.array([any(a <= t <= b for a, b in spans) for t in times])
     reference = reference_from(values[healthy], 6)
     assert raised_outside_labels(times, values, spans, reference, 6, 0) == []
+
+
+def test_due_names_the_windows_check_would_check() -> None:
+    """Test that `due` over batches of any size picks exactly the windows that `check`, called
+    on every window, checks (one in ceil(window / hop), from the first)."""
+    rng = np.random.default_rng(3)
+    for window, hop in ((40, 1), (8192, 4096), (10, 3), (5, 5)):
+        spec = manifest("cmapss-fd001-rul").input
+        one = InputMonitor(spec.channels, spec.reference, InputHealthConfig(), window, hop)
+        many = InputMonitor(spec.channels, spec.reference, InputHealthConfig(), window, hop)
+        values = np.zeros((window, len(spec.channels)))
+        checked, named, offset = [], [], 0
+        for _ in range(60):
+            n = int(rng.integers(1, 2 * -(-window // hop) + 3))
+            for i in range(n):
+                before = one.checked
+                one.check(values)
+                if one.checked > before:
+                    checked.append(offset + i)
+            named += [offset + i for i in many.due(n)]
+            offset += n
+        assert named == checked and checked[:2] == [0, -(-window // hop)]
