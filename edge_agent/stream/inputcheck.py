@@ -22,6 +22,13 @@ from edge_agent.manifest import ChannelReference
 
 Condition = Literal["drift", "stuck", "out_of_range", "saturated"]
 CONDITIONS: tuple[Condition, ...] = ("drift", "stuck", "out_of_range", "saturated")
+_LIMITS = {
+    "drift": "drift_z",
+    "stuck": "stuck_ratio",
+    "out_of_range": "out_of_range_fraction",
+    "saturated": "saturation_fraction",
+}  # the config field holding each condition's limit
+_REPORT_ORDER = (1, 2, 3, 0)  # changes within one check: stuck, out_of_range, saturated, drift
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,8 @@ class InputMonitor:
         # row, clear after as many negative ones; as arrays, so a quiet check is a few compares.
         self._active = np.zeros((len(CONDITIONS), len(self.channels)), dtype=bool)
         self._run = np.zeros((len(CONDITIONS), len(self.channels)), dtype=np.int64)
+        self._figures = np.zeros((len(CONDITIONS), len(self.channels)))  # of the latest check
+        self._limits = np.array([getattr(config, _LIMITS[c]) for c in CONDITIONS])
         self.checked = 0
 
     def active(self) -> dict[str, list[str]]:
@@ -96,53 +105,61 @@ class InputMonitor:
     def check_due(self, values: np.ndarray) -> list[Change]:
         """Check one window that `due` named (window, channels); returns the changes."""
         self.checked += 1
-        cfg = self.config
         rows = np.ascontiguousarray(values.T)  # per-channel reductions on contiguous rows: 6x
-        mean, std = rows.mean(axis=1), rows.std(axis=1)
+        mean = rows.mean(axis=1, keepdims=True)
+        # numpy's std, spelled out to reuse the mean: the same operations, so the same bits
+        squared = rows - mean
+        np.multiply(squared, squared, out=squared)
+        std = np.sqrt(squared.sum(axis=1) / rows.shape[1])
         low, high = rows.min(axis=1), rows.max(axis=1)
-        self._means.append(mean)
-        figures: dict[Condition, tuple[np.ndarray, float]] = {
-            "stuck": (_ratio(std, self._window_std), cfg.stuck_ratio),
-            "out_of_range": (self._outside_fraction(rows, low, high), cfg.out_of_range_fraction),
-            "saturated": (self._pinned_fraction(rows, low, high), cfg.saturation_fraction),
-        }
-        if len(self._means) == self._means.maxlen:
+        self._means.append(mean[:, 0])
+        # one row per condition, in CONDITIONS order; drift only once its horizon is full
+        figures = self._figures
+        figures[1] = _ratio(std, self._window_std)
+        figures[2] = self._outside_fraction(rows, low, high)
+        figures[3] = self._pinned_fraction(rows, low, high)
+        drift = len(self._means) == self._means.maxlen
+        if drift:
             shift = np.abs(np.mean(self._means, axis=0) - self._mean)
-            figures["drift"] = (_ratio(shift, self._std, empty=0.0), cfg.drift_z)
+            figures[0] = _ratio(shift, self._std, empty=0.0)
+        # stuck is positive at or below its limit (no variance), the others above theirs
+        positive = np.greater(figures, self._limits[:, None])
+        positive[1] = figures[1] <= self._limits[1]
+        positive[0] &= drift
+        differs = positive != self._active
+        self._run[~differs] = 0
+        if not differs.any():  # the common case: every condition as it was
+            return []
+        self._run[differs] += 1
         changes = []
-        for condition, (value, limit) in figures.items():
-            # stuck is positive below its limit (no variance), the others above theirs
-            positive = value <= limit if condition == "stuck" else value > limit
-            row = CONDITIONS.index(condition)
+        for row in _REPORT_ORDER:
             active, run = self._active[row], self._run[row]
-            differs = positive != active
-            run[~differs] = 0
-            if not differs.any():
-                continue
-            run[differs] += 1
-            for i in np.flatnonzero(run >= cfg.persist_windows):
-                active[i], run[i] = positive[i], 0
+            for i in np.flatnonzero(run >= self.config.persist_windows):
+                active[i], run[i] = positive[row, i], 0
                 state = "raised" if active[i] else "cleared"
-                changes.append(Change(self.channels[i], condition, state, float(value[i]), limit))
+                value, limit = float(figures[row, i]), float(self._limits[row])
+                changes.append(Change(self.channels[i], CONDITIONS[row], state, value, limit))
         return changes
 
     def _outside_fraction(self, rows: np.ndarray, low: np.ndarray, high: np.ndarray):
-        """Share of samples beyond the widened training range; counted only where a channel's
+        """Share of samples beyond the widened training range; counted only when a channel's
         extremes leave it, so a healthy window costs two comparisons per channel."""
-        fraction = np.zeros(len(self.channels))
-        for i in np.flatnonzero((low < self._lo) | (high > self._hi)):
-            fraction[i] = np.count_nonzero((rows[i] < self._lo[i]) | (rows[i] > self._hi[i]))
-        return fraction / rows.shape[1]
+        leaves = (low < self._lo) | (high > self._hi)
+        if not leaves.any():
+            return np.zeros(len(self.channels))
+        outside = (rows < self._lo[:, None]) | (rows > self._hi[:, None])
+        return np.where(leaves, np.count_nonzero(outside, axis=1), 0) / rows.shape[1]
 
     def _pinned_fraction(self, rows: np.ndarray, low: np.ndarray, high: np.ndarray):
         """Share of samples repeating the window's extreme, where that extreme is at or beyond
         the clipping edge: a plateau of a clipping sensor or ADC. A single extreme sample is
         no plateau, so each side counts its repeats only."""
         pinned = np.zeros(len(self.channels))
-        for i in np.flatnonzero(self._varies & (high >= self._clip_hi)):
-            pinned[i] += np.count_nonzero(rows[i] == high[i]) - 1
-        for i in np.flatnonzero(self._varies & (low <= self._clip_lo)):
-            pinned[i] += np.count_nonzero(rows[i] == low[i]) - 1
+        for edge, at_edge in ((high, high >= self._clip_hi), (low, low <= self._clip_lo)):
+            at_edge &= self._varies
+            if at_edge.any():  # whole counts: the sum is exact in either order
+                repeats = np.count_nonzero(rows == edge[:, None], axis=1) - 1
+                pinned += np.where(at_edge, repeats, 0)
         return pinned / rows.shape[1]
 
 
