@@ -302,3 +302,28 @@ def test_diagnosis_of_too_few_samples_and_of_the_time_since_the_last_window() ->
     windower = Windower(["a"], window=40, hop=40, sample_rate_hz=None)
     assert len(_firsts(windower, _rows(50))) == 1
     assert windower.diagnosis().startswith("no window formed from the last 10 samples")
+
+
+def test_rated_blocks_window_as_with_every_time_stamp_computed() -> None:
+    """Test that rated blocks, whose times are only computed where stored, give the windows,
+    times, runs and counters that computing and checking every sample's time gives, over
+    clocks and rates where rounding makes steps uneven, gaps, and a max_gap below a period."""
+    rng = np.random.default_rng(11)
+    for t0, rate in ((1.7e9, 25600.0), (0.0, 3.0), (1.7e9, 4e6), (1e15, 1000.0), (-5.0, 10.0)):
+        for max_gap in (None, 1.2 / rate, 0.5 / rate):
+            blocks, t = [], t0
+            for seq in range(40):
+                n = int(rng.integers(1, 50))
+                values = rng.normal(size=(n, 2))
+                blocks.append(SampleBlock("s", ("a", "b"), values, t, rate_hz=rate, seq=seq))
+                t += (n + (rng.integers(1, 4) if rng.random() < 0.1 else 0)) / rate
+            fast = Windower(["a", "b"], 16, 4, rate, max_gap_s=max_gap)
+            slow = Windower(["a", "b"], 16, 4, rate, max_gap_s=max_gap)
+            slow._regular = lambda block: None  # type: ignore[method-assign]
+            for block in blocks:
+                got, expected = fast.push(block), slow.push(block)
+                assert [(w.start, w.end, w.run) for w in got] == [
+                    (w.start, w.end, w.run) for w in expected
+                ]
+                assert all(np.array_equal(a.values, b.values) for a, b in zip(got, expected))
+            assert fast.counters == slow.counters and fast.windows == slow.windows
