@@ -21,7 +21,7 @@ from edge_agent.postprocess import interpret_many, smoother_for
 from edge_agent.runtime.model import ModelRunner
 from edge_agent.sinks.base import Sink, emit_events
 from edge_agent.stream.blocks import SampleBlock
-from edge_agent.stream.inputcheck import InputMonitor
+from edge_agent.stream.inputcheck import Checked, InputMonitor
 from edge_agent.stream.windower import Window, Windower
 from edge_agent.telemetry import Histogram
 
@@ -100,14 +100,30 @@ class ModelPipeline:
         if self._stall is not None:
             self._stall = None
             log.info("windows forming again", extra={"model": self.ref.id})
+        reports = self._check_inputs(windows)
         size = self.runner.batch_size  # features of a batch stay in the CPU's cache
         for first in range(0, len(windows), size):
-            self._infer(windows[first : first + size], arrived)
+            self._infer(windows[first : first + size], arrived, reports, first)
         self.results += len(windows)
         return len(windows)
 
-    def _infer(self, windows: list[Window], arrived: float | None) -> None:
-        """Features, inference and answers per batch, then per window its result and alarm."""
+    def _check_inputs(self, windows: list[Window]) -> dict[int, Checked]:
+        """Input health of a block's windows, checked together (their checks do not depend on
+        inference); the checks with something to report, by the window's index."""
+        if self.monitor is None:
+            return {}
+        due = self.monitor.due(len(windows))
+        if not due:
+            return {}
+        checked = self.monitor.check_many([windows[index].values for index in due])
+        return {index: one for index, one in zip(due, checked) if one.active is not None}
+
+    def _infer(
+        self, windows: list[Window], arrived: float | None, reports: dict[int, Checked], at: int
+    ) -> None:
+        """Features, inference and answers per batch, then per window its result and alarm.
+        `reports`: input health to report, by index among the block's windows; `at`: the
+        index of this batch's first window there."""
         manifest, clock = self.runner.manifest, time.perf_counter
         started = clock()
         values: list[np.ndarray] | np.ndarray = [window.values for window in windows]
@@ -123,10 +139,10 @@ class ModelPipeline:
         )
         latency_ms = (clock() - started) * 1000.0 / len(windows)  # each window's share
         device, ref, task, first = self.device, self.ref, manifest.task, self.seq + 1
-        monitor, outbox = self.monitor, self._outbox
-        # Which windows need an input check or raise an alarm event is known per batch; the
+        outbox = self._outbox
+        # Which windows report input health or raise an alarm event is known per batch; the
         # others only get their result (a batch with neither takes no call per window).
-        checks = monitor.due(len(windows)) if monitor is not None else range(0)
+        checks = [index - at for index in reports if at <= index < at + len(windows)]
         alarms: dict[int, tuple[Change, Severity | None]] = {}
         if self.alarm_config.enabled:
             verdicts = judge_many(task, answers, self.alarm_config)
@@ -143,7 +159,7 @@ class ModelPipeline:
             for index, (window, output) in enumerate(zip(windows, answers)):
                 seq = first + index
                 if index in checks:
-                    self._check_input(monitor, window, seq - 1)  # type: ignore[arg-type]
+                    self._report_input(reports[at + index], window, seq - 1)
                 outbox.append(
                     Result(device, ref, seq, window.start, window.end, task, output, latency_ms)
                 )
@@ -155,15 +171,13 @@ class ModelPipeline:
         if arrived is not None:  # the whole batch was accepted by the sinks just now
             self.end_to_end_ms.observe_many((clock() - arrived) * 1000.0, len(windows))
 
-    def _check_input(self, monitor: InputMonitor, window: Window, seq: int) -> None:
-        """Check a window `monitor.due` named; `seq`: the results before this window's."""
-        changes = monitor.check_due(window.values)
-        if not changes and monitor.checked != 1:
-            return
-        state = monitor.active()
-        if not changes:  # the first check: replace whatever an earlier run left retained
+    def _report_input(self, checked: Checked, window: Window, seq: int) -> None:
+        """The input health events of one checked window; `seq`: the results before its own."""
+        state = checked.active
+        assert state is not None
+        if not checked.changes:  # the first check: replace whatever an earlier run left retained
             self._emit(InputHealthEvent(self.device, self.ref, seq, window.end, state))
-        for change in changes:
+        for change in checked.changes:
             what = f"model {self.ref.id}: input channel {change.channel} {change.condition}"
             figures = {"model": self.ref.id, "value": round(change.value, 4), "limit": change.limit}
             if change.state == "raised":

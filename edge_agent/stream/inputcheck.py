@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,6 +30,15 @@ _LIMITS = {
     "saturated": "saturation_fraction",
 }  # the config field holding each condition's limit
 _REPORT_ORDER = (1, 2, 3, 0)  # changes within one check: stuck, out_of_range, saturated, drift
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """One checked window: the changes, and the state after them when there were any or when
+    it was the first check (else None: nothing to report)."""
+
+    changes: list[Change]
+    active: dict[str, list[str]] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +86,6 @@ class InputMonitor:
         # row, clear after as many negative ones; as arrays, so a quiet check is a few compares.
         self._active = np.zeros((len(CONDITIONS), len(self.channels)), dtype=bool)
         self._run = np.zeros((len(CONDITIONS), len(self.channels)), dtype=np.int64)
-        self._figures = np.zeros((len(CONDITIONS), len(self.channels)))  # of the latest check
         self._limits = np.array([getattr(config, _LIMITS[c]) for c in CONDITIONS])
         self.checked = 0
 
@@ -89,11 +98,11 @@ class InputMonitor:
 
     def check(self, values: np.ndarray) -> list[Change]:
         """Take one window (window, channels); returns the conditions that changed state."""
-        return self.check_due(values) if self.due(1) else []
+        return self.check_many([values])[0].changes if self.due(1) else []
 
     def due(self, n: int) -> range:
-        """Which of the next `n` windows (offsets 0 to n - 1) are checked: pass each of them to
-        `check_due`, and no other; the windows in between are passed over without a call."""
+        """Which of the next `n` windows (offsets 0 to n - 1) are checked: pass these to
+        `check_many`, and no other; the windows in between are passed over without a call."""
         first = self._until_next
         if first >= n:
             self._until_next -= n
@@ -102,33 +111,58 @@ class InputMonitor:
         self._until_next = offsets[-1] + self._stride - n
         return offsets
 
-    def check_due(self, values: np.ndarray) -> list[Change]:
-        """Check one window that `due` named (window, channels); returns the changes."""
-        self.checked += 1
-        rows = np.ascontiguousarray(values.T)  # per-channel reductions on contiguous rows: 6x
-        mean = rows.mean(axis=1, keepdims=True)
-        # numpy's std, spelled out to reuse the mean: the same operations, so the same bits
-        squared = rows - mean
-        np.multiply(squared, squared, out=squared)
-        std = np.sqrt(squared.sum(axis=1) / rows.shape[1])
-        low, high = rows.min(axis=1), rows.max(axis=1)
-        self._means.append(mean[:, 0])
-        # one row per condition, in CONDITIONS order; drift only once its horizon is full
-        figures = self._figures
-        figures[1] = _ratio(std, self._window_std)
-        figures[2] = self._outside_fraction(rows, low, high)
-        figures[3] = self._pinned_fraction(rows, low, high)
-        drift = len(self._means) == self._means.maxlen
-        if drift:
-            shift = np.abs(np.mean(self._means, axis=0) - self._mean)
-            figures[0] = _ratio(shift, self._std, empty=0.0)
+    def check_many(self, windows: Sequence[np.ndarray]) -> list[Checked]:
+        """Check windows that `due` named, in stream order, each (window, channels): what one
+        check after another gives, with the per-channel reductions done once for all of them
+        (each window's statistics are still reduced on its own rows, so the figures are the
+        same bits)."""
+        n, channels = windows[0].shape
+        rows = np.empty((len(windows), channels, n))  # channel-major: contiguous rows
+        mean, std, low, high = np.empty((4, len(windows), channels))
+        for j, window in enumerate(windows):  # one reduction over the stack could group sums
+            one = rows[j]
+            one[...] = window.T
+            mean[j] = one.mean(axis=1)
+            # numpy's std, spelled out to reuse the mean: the same operations, so the same bits
+            squared = one - mean[j, :, None]
+            np.multiply(squared, squared, out=squared)
+            std[j] = np.sqrt(squared.sum(axis=1) / one.shape[1])
+            low[j], high[j] = one.min(axis=1), one.max(axis=1)
+        # one row per condition, in CONDITIONS order; drift once its horizon is full
+        figures = np.zeros((len(windows), len(CONDITIONS), len(self.channels)))
+        figures[:, 1] = _ratio(std, self._window_std)
+        figures[:, 2] = self._outside_fraction(rows, low, high)
+        figures[:, 3] = self._pinned_fraction(rows, low, high)
+        drift = np.zeros(len(windows), dtype=bool)
+        for j in range(len(windows)):
+            self._means.append(mean[j])
+            if len(self._means) == self._means.maxlen:
+                shift = np.abs(np.mean(self._means, axis=0) - self._mean)
+                figures[j, 0], drift[j] = _ratio(shift, self._std, empty=0.0), True
         # stuck is positive at or below its limit (no variance), the others above theirs
         positive = np.greater(figures, self._limits[:, None])
-        positive[1] = figures[1] <= self._limits[1]
-        positive[0] &= drift
+        positive[:, 1] = figures[:, 1] <= self._limits[1]
+        positive[:, 0] &= drift[:, None]
+        first = self.checked == 0
+        self.checked += len(windows)
+        if (positive == self._active).all():  # the common case: every condition as it was
+            self._run[:] = 0
+            return [
+                Checked([], self.active() if first and j == 0 else None)
+                for j in range(len(windows))
+            ]
+        checked = []
+        for j in range(len(windows)):
+            changes = self._debounce(positive[j], figures[j])
+            state = self.active() if changes or (first and j == 0) else None
+            checked.append(Checked(changes, state))
+        return checked
+
+    def _debounce(self, positive: np.ndarray, figures: np.ndarray) -> list[Change]:
+        """One check's (conditions, channels) verdicts against the state; the changes."""
         differs = positive != self._active
         self._run[~differs] = 0
-        if not differs.any():  # the common case: every condition as it was
+        if not differs.any():
             return []
         self._run[differs] += 1
         changes = []
@@ -146,21 +180,21 @@ class InputMonitor:
         extremes leave it, so a healthy window costs two comparisons per channel."""
         leaves = (low < self._lo) | (high > self._hi)
         if not leaves.any():
-            return np.zeros(len(self.channels))
+            return np.zeros(leaves.shape)
         outside = (rows < self._lo[:, None]) | (rows > self._hi[:, None])
-        return np.where(leaves, np.count_nonzero(outside, axis=1), 0) / rows.shape[1]
+        return np.where(leaves, np.count_nonzero(outside, axis=-1), 0) / rows.shape[-1]
 
     def _pinned_fraction(self, rows: np.ndarray, low: np.ndarray, high: np.ndarray):
         """Share of samples repeating the window's extreme, where that extreme is at or beyond
         the clipping edge: a plateau of a clipping sensor or ADC. A single extreme sample is
         no plateau, so each side counts its repeats only."""
-        pinned = np.zeros(len(self.channels))
+        pinned = np.zeros(low.shape)
         for edge, at_edge in ((high, high >= self._clip_hi), (low, low <= self._clip_lo)):
             at_edge &= self._varies
             if at_edge.any():  # whole counts: the sum is exact in either order
-                repeats = np.count_nonzero(rows == edge[:, None], axis=1) - 1
+                repeats = np.count_nonzero(rows == edge[..., None], axis=-1) - 1
                 pinned += np.where(at_edge, repeats, 0)
-        return pinned / rows.shape[1]
+        return pinned / rows.shape[-1]
 
 
 def _ratio(value: np.ndarray, scale: np.ndarray, empty: float = math.inf) -> np.ndarray:

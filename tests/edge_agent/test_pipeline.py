@@ -52,3 +52,9 @@ def test_one_big_block_gives_the_events_of_row_by_row_streaming() -> None:
     assert kinds.count("result") == n - 39
     assert kinds.count("alarm") >= 4 and kinds.count("input_health") >= 3  # raised, cleared
     assert streams[len(rows)] == streams[1]
+    results = 0
+    for event in streams[len(rows)]:
+        results += event["type"] == "result"
+        # a result's own number; an alarm's, the result that caused it; input health's, the
+        # results before the window it checked (it comes before that window's result)
+        assert event["seq"] == results
