@@ -178,11 +178,11 @@ class InputMonitor:
     def _outside_fraction(self, rows: np.ndarray, low: np.ndarray, high: np.ndarray):
         """Share of samples beyond the widened training range; counted only when a channel's
         extremes leave it, so a healthy window costs two comparisons per channel."""
-        leaves = (low < self._lo) | (high > self._hi)
-        if not leaves.any():
-            return np.zeros(leaves.shape)
-        outside = (rows < self._lo[:, None]) | (rows > self._hi[:, None])
-        return np.where(leaves, np.count_nonzero(outside, axis=-1), 0) / rows.shape[-1]
+        fraction = np.zeros(low.shape)
+        for j, i in np.argwhere((low < self._lo) | (high > self._hi)).tolist():
+            row = rows[j, i]
+            fraction[j, i] = np.count_nonzero((row < self._lo[i]) | (row > self._hi[i]))
+        return fraction / rows.shape[-1]
 
     def _pinned_fraction(self, rows: np.ndarray, low: np.ndarray, high: np.ndarray):
         """Share of samples repeating the window's extreme, where that extreme is at or beyond
