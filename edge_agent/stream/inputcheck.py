@@ -114,20 +114,18 @@ class InputMonitor:
     def check_many(self, windows: Sequence[np.ndarray]) -> list[Checked]:
         """Check windows that `due` named, in stream order, each (window, channels): what one
         check after another gives, with the per-channel reductions done once for all of them
-        (each window's statistics are still reduced on its own rows, so the figures are the
-        same bits)."""
+        (the same figures, bit for bit)."""
         n, channels = windows[0].shape
-        rows = np.empty((len(windows), channels, n))  # channel-major: contiguous rows
-        mean, std, low, high = np.empty((4, len(windows), channels))
-        for j, window in enumerate(windows):  # one reduction over the stack could group sums
-            one = rows[j]
+        rows = np.empty((len(windows), channels, n))  # channel-major: each row contiguous
+        for one, window in zip(rows, windows):
             one[...] = window.T
-            mean[j] = one.mean(axis=1)
-            # numpy's std, spelled out to reuse the mean: the same operations, so the same bits
-            squared = one - mean[j, :, None]
-            np.multiply(squared, squared, out=squared)
-            std[j] = np.sqrt(squared.sum(axis=1) / one.shape[1])
-            low[j], high[j] = one.min(axis=1), one.max(axis=1)
+        # Reduced along the contiguous last axis, each row is summed on its own, in the order
+        # of a single window's (C, n) rows. numpy's std, spelled out to reuse the mean.
+        mean = rows.mean(axis=2)
+        squared = rows - mean[..., None]
+        np.multiply(squared, squared, out=squared)
+        std = np.sqrt(squared.sum(axis=2) / n)
+        low, high = rows.min(axis=2), rows.max(axis=2)
         # one row per condition, in CONDITIONS order; drift once its horizon is full
         figures = np.zeros((len(windows), len(CONDITIONS), len(self.channels)))
         figures[:, 1] = _ratio(std, self._window_std)
@@ -179,7 +177,10 @@ class InputMonitor:
         """Share of samples beyond the widened training range; counted only when a channel's
         extremes leave it, so a healthy window costs two comparisons per channel."""
         fraction = np.zeros(low.shape)
-        for j, i in np.argwhere((low < self._lo) | (high > self._hi)).tolist():
+        leaves = (low < self._lo) | (high > self._hi)
+        if not leaves.any():
+            return fraction
+        for j, i in np.argwhere(leaves).tolist():
             row = rows[j, i]
             fraction[j, i] = np.count_nonzero((row < self._lo[i]) | (row > self._hi[i]))
         return fraction / rows.shape[-1]
