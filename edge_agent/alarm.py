@@ -17,7 +17,7 @@ from typing import Any, Literal
 from edge_agent.config.models import AlarmConfig
 
 Severity = Literal["warning", "critical"]
-Change = Literal["raised", "cleared", "escalated"]
+Transition = Literal["raised", "cleared", "escalated"]
 
 
 def judge(task: str, output: dict[str, Any], config: AlarmConfig) -> tuple[bool, Severity]:
@@ -68,7 +68,7 @@ class AlarmState:
         self.severity: Severity | None = None
         self.since: float | None = None
 
-    def update(self, abnormal: bool, severity: Severity, at: float) -> Change | None:
+    def update(self, abnormal: bool, severity: Severity, at: float) -> Transition | None:
         """Feed one window's verdict; return the transition it caused, if any."""
         if len(self.recent) == self.recent.maxlen and self.recent[0]:
             self.abnormal_count -= 1
@@ -91,7 +91,7 @@ class AlarmState:
 
     def update_many(
         self, verdicts: Sequence[tuple[bool, Severity]], ats: Sequence[float]
-    ) -> list[tuple[int, Change, Severity | None]]:
+    ) -> list[tuple[int, Transition, Severity | None]]:
         """`update` for consecutive windows: (index, transition, severity after it) of each
         transition, as window-by-window updates give. A batch that cannot change the state (no
         abnormal window while clear; only abnormal ones, none escalating, while raised) only

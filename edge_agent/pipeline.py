@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edge_agent.alarm import AlarmState, Change, Severity, judge_many, reason
+from edge_agent.alarm import AlarmState, Severity, Transition, judge_many, reason
 from edge_agent.config.models import AlarmConfig, InputHealthConfig
 from edge_agent.errors import ConfigError
 from edge_agent.events import AlarmEvent, Event, InputHealthEvent, ModelRef, Result
@@ -143,7 +143,7 @@ class ModelPipeline:
         # Which windows report input health or raise an alarm event is known per batch; the
         # others only get their result (a batch with neither takes no call per window).
         checks = [index - at for index in reports if at <= index < at + len(windows)]
-        alarms: dict[int, tuple[Change, Severity | None]] = {}
+        alarms: dict[int, tuple[Transition, Severity | None]] = {}
         if self.alarm_config.enabled:
             verdicts = judge_many(task, answers, self.alarm_config)
             changes = self.alarm.update_many(verdicts, [window.end for window in windows])
@@ -226,7 +226,7 @@ class ModelPipeline:
         return self.windower.diagnosis()
 
     def _alarm_event(
-        self, change: Change, severity: Severity | None, output: dict, at: float, seq: int
+        self, change: Transition, severity: Severity | None, output: dict, at: float, seq: int
     ) -> None:
         """The event of an alarm transition that result `seq` caused; `severity`: after it."""
         task = self.runner.manifest.task
