@@ -41,8 +41,11 @@ CLOCK_CONFIRM_BLOCKS = 3
 STEP_HISTORY = 32  # recent steps of a row stream whose median is its typical spacing
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Window:
+    """One window's samples (read-only) and times. Not frozen: one is built per window (4096 per
+    block at C-MAPSS's hop 1), and a frozen dataclass's __init__ costs 0.94 against 0.26 us."""
+
     values: np.ndarray  # (window, channels) float64, channels in model order
     start: float  # measurement time of the first and last sample
     end: float
