@@ -115,6 +115,7 @@ class Windower:
         self._batch = max(1, (1 << 20) // (window * len(channels) * 8))
         self._buffer = np.empty((capacity, len(channels)), dtype=np.float64)
         self._times = np.empty(capacity, dtype=np.float64)
+        self._shared = False  # windows handed out view the buffer (see _cut)
         self._fill = 0  # samples in the buffer
         self._next_start = 0  # buffer index where the next window starts
         self._last_t: float | None = None  # the stream's clock
@@ -147,6 +148,8 @@ class Windower:
     def _restart(self) -> None:
         """Drop the unfinished window; the clock stays."""
         self.runs += 1
+        if self._shared:  # the next samples go to the front, where windows may look
+            self._buffer = self._fresh_buffer()
         self._fill = 0
         self._next_start = 0
         self._tally.run = 0
@@ -348,31 +351,43 @@ class Windower:
         return out
 
     def _cut(self, starts: range) -> list[Window]:
-        """The windows that are complete now, as read-only views of one copy of the samples they
-        span: one copy per batch whatever the hop (a copy per window moved `window / hop` times
-        the data, 40x at C-MAPSS's hop 1, and most of the time went to fresh pages for it)."""
-        span = self._buffer[starts.start : starts[-1] + self.window].copy()
-        span.flags.writeable = False
-        rows, cols = span.strides
-        views = np.ndarray(  # as_strided's result, without its cost of ~8 us per call
-            (len(starts), self.window, span.shape[1]),
-            span.dtype,
-            buffer=span,
+        """The windows that are complete now, as read-only views of the buffer itself: no copy
+        (a copy per window moved `window / hop` times the data, 40x at C-MAPSS's hop 1). The
+        buffer is never written where a window handed out looks: appends go past the last
+        window, and a compaction or restart after windows were handed out moves to a fresh
+        buffer, leaving the old one to the windows that view it."""
+        buffer = self._buffer
+        rows, cols = buffer.strides
+        views = np.ndarray(
+            (len(starts), self.window, buffer.shape[1]),
+            buffer.dtype,
+            buffer=buffer,
+            offset=starts.start * rows,
             strides=(rows * self.hop, rows, cols),
         )
+        views.flags.writeable = False
+        self._shared = True
         first = self._times[starts.start : starts.stop : self.hop].tolist()
         last = self._times[starts.start + self.window - 1 :: self.hop][: len(starts)].tolist()
         run = self.runs
         return [Window(values, start, end, run) for values, start, end in zip(views, first, last)]
 
     def _compact(self) -> None:
-        """Move the unfinished tail to the front so the buffer never grows."""
+        """Move the unfinished tail to the front so the buffer never grows (to a fresh buffer
+        if windows view this one)."""
         keep_from = min(self._next_start, self._fill)
         kept = self._fill - keep_from
-        self._buffer[:kept] = self._buffer[keep_from : self._fill]
+        target = self._fresh_buffer() if self._shared else self._buffer
+        target[:kept] = self._buffer[keep_from : self._fill]
+        self._buffer = target
         self._times[:kept] = self._times[keep_from : self._fill]
         self._fill = kept
         self._next_start -= keep_from
+
+    def _fresh_buffer(self) -> np.ndarray:
+        """A buffer no window views, of the same shape."""
+        self._shared = False
+        return np.empty_like(self._buffer)
 
     # ---- why no window forms -----------------------------------------------------------------
     def stalled(self) -> bool:

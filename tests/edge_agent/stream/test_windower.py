@@ -327,3 +327,25 @@ def test_rated_blocks_window_as_with_every_time_stamp_computed() -> None:
                 ]
                 assert all(np.array_equal(a.values, b.values) for a, b in zip(got, expected))
             assert fast.counters == slow.counters and fast.windows == slow.windows
+
+
+def test_windows_kept_by_the_caller_never_change() -> None:
+    """Test that windows, which view the windower's buffer, keep their samples through later
+    pushes, buffer compactions, gaps and restarts (each checked against the recording)."""
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(30000, 2))  # every row unique: a window's first row finds it
+    windower = Windower(["a", "b"], window=50, hop=7, sample_rate_hz=RATE)
+    kept, start, t0, blocks = [], 0, 1000.0, 0
+    while start < len(values):
+        size = int(rng.integers(1, 3000))
+        blocks += 1
+        t0 += 1.0 if blocks % 5 == 0 else 0.0  # a gap: a restart at the buffer's front
+        chunk = values[start : start + size]
+        kept += windower.push(SampleBlock("s", ("a", "b"), chunk, t0 + start / RATE, rate_hz=RATE))
+        start += size
+    assert windower.counters["gap_reset"] >= 3 and len(kept) > 3000
+    row = {tuple(sample): i for i, sample in enumerate(values)}
+    for window in kept:
+        first = row[tuple(window.values[0])]
+        np.testing.assert_array_equal(window.values, values[first : first + 50])
+        assert not window.values.flags.writeable
