@@ -174,15 +174,15 @@ class InputMonitor:
         return changes
 
     def _outside_fraction(self, rows: np.ndarray, low: np.ndarray, high: np.ndarray):
-        """Share of samples beyond the widened training range; counted only when a channel's
+        """Share of samples beyond the widened training range; counted only where a channel's
         extremes leave it, so a healthy window costs two comparisons per channel."""
         fraction = np.zeros(low.shape)
         leaves = (low < self._lo) | (high > self._hi)
-        if not leaves.any():
-            return fraction
-        for j, i in np.argwhere(leaves).tolist():
-            row = rows[j, i]
-            fraction[j, i] = np.count_nonzero((row < self._lo[i]) | (row > self._hi[i]))
+        if leaves.any():  # below and above are disjoint: their counts add up
+            for j, i in zip(*np.nonzero(leaves)):
+                row = rows[j, i]
+                below = np.count_nonzero(row < self._lo[i])
+                fraction[j, i] = below + np.count_nonzero(row > self._hi[i])
         return fraction / rows.shape[-1]
 
     def _pinned_fraction(self, rows: np.ndarray, low: np.ndarray, high: np.ndarray):
@@ -193,8 +193,8 @@ class InputMonitor:
         for edge, at_edge in ((high, high >= self._clip_hi), (low, low <= self._clip_lo)):
             at_edge &= self._varies
             if at_edge.any():  # whole counts: the sum is exact in either order
-                repeats = np.count_nonzero(rows == edge[..., None], axis=-1) - 1
-                pinned += np.where(at_edge, repeats, 0)
+                for j, i in zip(*np.nonzero(at_edge)):
+                    pinned[j, i] += np.count_nonzero(rows[j, i] == edge[j, i]) - 1
         return pinned / rows.shape[-1]
 
 
