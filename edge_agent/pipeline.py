@@ -78,6 +78,7 @@ class ModelPipeline:
         in the order one window at a time would give. The caller flushes the sinks after a
         batch of blocks (one durable commit per batch). `arrived`: when the block reached the
         agent (time.perf_counter), for end_to_end_ms."""
+        self.spectra.new_block(block)  # the other models on this source get the same block
         if self.baseline is not None and self.baseline.fitted is None:
             head, rest = self.baseline.take(block)
             if head is not None:  # windows ending inside the baseline period are not scored

@@ -62,44 +62,57 @@ class WindowSpectra:
 
 
 class SpectraCache:
-    """The latest window's `WindowSpectra`, found again by the window's content.
+    """The spectra of recent windows, found again by the window's content.
 
     Content, not identity: each pipeline cuts its own copy of the window from its own buffer.
-    The entry holds a private copy, so a caller reusing its array cannot make a stale entry
-    match. One entry is enough because the models on a source are fed one window after another.
-    Within one call of a compiled pipeline (`new_call` marks the start) the steps cannot change
-    their input, so an array already matched in that call is found again by identity.
+    Each entry holds a private copy, so a caller reusing its array cannot make a stale entry
+    match. The models on a source are fed one block after another, each taking all the windows
+    the block completes, so the cache keeps the windows of the current block (`new_block`):
+    the next model on the source finds every one of them, however many the block completes.
+    Without blocks (a pipeline used directly) it keeps the latest window only. Within one call
+    of a compiled pipeline (`new_call` marks the start) the steps cannot change their input,
+    so an array already matched in that call is found again by identity.
     """
 
     def __init__(self) -> None:
-        self._latest: WindowSpectra | None = None
-        self._matched: tuple[int, np.ndarray] | None = None  # (call, the array the entry matched)
+        self._entries: list[WindowSpectra] = []  # the current block's, oldest first
+        self._block: object | None = None  # held, so that its identity is not reused
+        self._matched: tuple[int, np.ndarray, WindowSpectra] | None = None  # call, array, entry
         self._call = 0
         self.hits = 0
         self.misses = 0
+
+    def new_block(self, block: object) -> None:
+        """A model starts on `block` (the agent hands every model on a source the same object):
+        the windows of earlier blocks but the latest are let go, this block's are kept for the
+        other models."""
+        if block is not self._block:
+            self._block = block
+            self._entries = self._entries[-1:]  # the latest window, as without blocks
 
     def new_call(self) -> None:
         """A pipeline call begins: arrays matched before may have changed since."""
         self._call += 1
 
-    def _matched_in_this_call(self, window: np.ndarray) -> bool:
-        matched = self._matched
-        return matched is not None and matched[0] == self._call and matched[1] is window
-
     def of(self, window: np.ndarray) -> WindowSpectra:
         """The spectra of `window`. Outside a compiled pipeline, call `new_call` first whenever
         an array passed before may have changed."""
-        latest = self._latest
-        if latest is not None and self._matched_in_this_call(window):
+        matched = self._matched
+        if matched is not None and matched[0] == self._call and matched[1] is window:
             self.hits += 1
-            return latest
-        if latest is not None and _same(latest.window, window):
+            return matched[2]
+        entry = next((e for e in reversed(self._entries) if _same(e.window, window)), None)
+        if entry is not None:
             self.hits += 1
         else:
             self.misses += 1
-            latest = self._latest = WindowSpectra(np.array(window, copy=True))
-        self._matched = (self._call, window)
-        return latest
+            entry = WindowSpectra(np.array(window, copy=True))
+            if self._block is None:
+                self._entries = [entry]
+            else:
+                self._entries.append(entry)
+        self._matched = (self._call, window, entry)
+        return entry
 
 
 def _same(key: np.ndarray, window: np.ndarray) -> bool:

@@ -8,6 +8,7 @@ import numpy as np
 
 from edge_agent.agent import build_pipelines
 from edge_agent.config import load_agent_config
+from edge_agent.pipeline import ModelPipeline
 from edge_agent.sim.vibration import CHANNELS, MachineConditions, generate
 from edge_agent.sinks.jsonl import JsonlSink
 from edge_agent.stream.blocks import SampleBlock
@@ -47,3 +48,32 @@ def test_models_on_one_source_compute_each_window_once(tmp_path: Path) -> None:
     assert results[0]["label"] == results[2]["label"] == "bearing_outer"
     assert results[0]["probabilities"] == results[2]["probabilities"]
     assert np.isfinite(results[1]["score"])
+
+
+def test_a_block_completing_several_windows_shares_every_one(tmp_path: Path) -> None:
+    """Test that when one block completes three windows, the second model on the source finds
+    all three windows' spectra (the cache keeps the block's windows, not just the latest), and
+    each model's results equal those of a pipeline computing alone."""
+
+    def pipelines(folder: Path, models: list[tuple[str, str]]) -> list[ModelPipeline]:
+        folder.mkdir()
+        config = agent_config(folder, "dev", SOURCES, models)
+        return build_pipelines(load_agent_config(config), record=False)
+
+    models = [("vibration-fault", "motor"), ("vibration-anomaly", "motor")]
+    fault, anomaly = pipelines(tmp_path / "shared", models)
+    alone = [pipelines(tmp_path / name, [(name, "motor")])[0] for name, _ in models]
+    samples = generate(MachineConditions(fault="bearing_outer"), 8192 + 2 * 4096, RATE, seed=6)
+    block = SampleBlock("motor", CHANNELS, samples, 1.7e9, rate_hz=RATE)
+    outputs = []
+    for i, pipeline in enumerate((fault, anomaly, *alone)):
+        sink = JsonlSink(tmp_path / f"{i}.jsonl")
+        pipeline.sinks = [sink]
+        assert pipeline.push(block) == 3
+        sink.close()
+        lines = read_jsonl(tmp_path / f"{i}.jsonl")
+        outputs.append([{k: e[k] for k in ("label", "score") if k in e} for e in lines])
+    # fault: per window a spectrum miss and an envelope hit; anomaly: stats, spectrum and
+    # envelope hits on each of the three windows
+    assert (fault.spectra.misses, fault.spectra.hits) == (3, 3 + 9)
+    assert outputs[:2] == outputs[2:]
