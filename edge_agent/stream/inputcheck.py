@@ -122,15 +122,14 @@ class InputMonitor:
         # Reduced along the contiguous last axis, each row is summed on its own, in the order
         # of a single window's (C, n) rows. numpy's std, spelled out to reuse the mean.
         mean = rows.mean(axis=2)
-        squared = rows - mean[..., None]
-        np.multiply(squared, squared, out=squared)
-        std = np.sqrt(squared.sum(axis=2) / n)
         low, high = rows.min(axis=2), rows.max(axis=2)
         # one row per condition, in CONDITIONS order; drift once its horizon is full
         figures = np.zeros((len(windows), len(CONDITIONS), len(self.channels)))
-        figures[:, 1] = _ratio(std, self._window_std)
         figures[:, 2] = self._outside_fraction(rows, low, high)
         figures[:, 3] = self._pinned_fraction(rows, low, high)
+        squared = np.subtract(rows, mean[..., None], out=rows)  # the samples are done with
+        np.multiply(squared, squared, out=squared)
+        figures[:, 1] = _ratio(np.sqrt(squared.sum(axis=2) / n), self._window_std)  # std
         drift = np.zeros(len(windows), dtype=bool)
         for j in range(len(windows)):
             self._means.append(mean[j])
