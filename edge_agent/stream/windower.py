@@ -17,6 +17,7 @@ data after it.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -115,7 +116,6 @@ class Windower:
         self._batch = max(1, (1 << 20) // (window * len(channels) * 8))
         self._buffer = np.empty((capacity, len(channels)), dtype=np.float64)
         self._times = np.empty(capacity, dtype=np.float64)
-        self._shared = False  # windows handed out view the buffer (see _cut)
         self._fill = 0  # samples in the buffer
         self._next_start = 0  # buffer index where the next window starts
         self._last_t: float | None = None  # the stream's clock
@@ -148,8 +148,8 @@ class Windower:
     def _restart(self) -> None:
         """Drop the unfinished window; the clock stays."""
         self.runs += 1
-        if self._shared:  # the next samples go to the front, where windows may look
-            self._buffer = self._fresh_buffer()
+        if self._viewed():  # the next samples go to the front, where windows look
+            self._buffer = np.empty_like(self._buffer)
         self._fill = 0
         self._next_start = 0
         self._tally.run = 0
@@ -353,9 +353,9 @@ class Windower:
     def _cut(self, starts: range) -> list[Window]:
         """The windows that are complete now, as read-only views of the buffer itself: no copy
         (a copy per window moved `window / hop` times the data, 40x at C-MAPSS's hop 1). The
-        buffer is never written where a window handed out looks: appends go past the last
-        window, and a compaction or restart after windows were handed out moves to a fresh
-        buffer, leaving the old one to the windows that view it."""
+        buffer is never written where a window still alive looks: appends go past the last
+        window, and a compaction or restart while windows are alive moves to a fresh buffer,
+        leaving the old one to them (the agent's windows are gone by then: no allocation)."""
         buffer = self._buffer
         rows, cols = buffer.strides
         views = np.ndarray(
@@ -366,7 +366,6 @@ class Windower:
             strides=(rows * self.hop, rows, cols),
         )
         views.flags.writeable = False
-        self._shared = True
         first = self._times[starts.start : starts.stop : self.hop].tolist()
         last = self._times[starts.start + self.window - 1 :: self.hop][: len(starts)].tolist()
         run = self.runs
@@ -374,20 +373,20 @@ class Windower:
 
     def _compact(self) -> None:
         """Move the unfinished tail to the front so the buffer never grows (to a fresh buffer
-        if windows view this one)."""
+        while windows view this one)."""
         keep_from = min(self._next_start, self._fill)
         kept = self._fill - keep_from
-        target = self._fresh_buffer() if self._shared else self._buffer
+        target = np.empty_like(self._buffer) if self._viewed() else self._buffer
         target[:kept] = self._buffer[keep_from : self._fill]
         self._buffer = target
         self._times[:kept] = self._times[keep_from : self._fill]
         self._fill = kept
         self._next_start -= keep_from
 
-    def _fresh_buffer(self) -> np.ndarray:
-        """A buffer no window views, of the same shape."""
-        self._shared = False
-        return np.empty_like(self._buffer)
+    def _viewed(self) -> bool:
+        """Whether a window handed out still looks at the buffer: each window's values hold a
+        reference to it (numpy's views keep the array that owns the memory as their base)."""
+        return sys.getrefcount(self._buffer) > 2  # the attribute and this call's argument
 
     # ---- why no window forms -----------------------------------------------------------------
     def stalled(self) -> bool:
