@@ -120,16 +120,18 @@ class InputMonitor:
         for one, window in zip(rows, windows):
             one[...] = window.T
         # Reduced along the contiguous last axis, each row is summed on its own, in the order
-        # of a single window's (C, n) rows. numpy's std, spelled out to reuse the mean.
+        # of a single window's (C, n) rows.
         mean = rows.mean(axis=2)
         low, high = rows.min(axis=2), rows.max(axis=2)
         # one row per condition, in CONDITIONS order; drift once its horizon is full
         figures = np.zeros((len(windows), len(CONDITIONS), len(self.channels)))
         figures[:, 2] = self._outside_fraction(rows, low, high)
         figures[:, 3] = self._pinned_fraction(rows, low, high)
-        squared = np.subtract(rows, mean[..., None], out=rows)  # the samples are done with
+        # numpy's std spelled out, to reuse the mean (the same operations: the same bits), in
+        # the check's own copy of the samples, which nothing reads after this
+        squared = np.subtract(rows, mean[..., None], out=rows)
         np.multiply(squared, squared, out=squared)
-        figures[:, 1] = _ratio(np.sqrt(squared.sum(axis=2) / n), self._window_std)  # std
+        figures[:, 1] = _ratio(np.sqrt(squared.sum(axis=2) / n), self._window_std)
         drift = np.zeros(len(windows), dtype=bool)
         for j in range(len(windows)):
             self._means.append(mean[j])
