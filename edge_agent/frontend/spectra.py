@@ -77,18 +77,24 @@ class SpectraCache:
     def __init__(self) -> None:
         self._entries: list[WindowSpectra] = []  # the current block's, oldest first
         self._block: object | None = None  # held, so that its identity is not reused
+        self._carried = True  # the entries are earlier blocks' (or no block's): one is kept
         self._matched: tuple[int, np.ndarray, WindowSpectra] | None = None  # call, array, entry
         self._call = 0
         self.hits = 0
         self.misses = 0
 
+    def __len__(self) -> int:
+        """Windows whose spectra are held (memory: a few hundred kB each at 3 x 8192)."""
+        return len(self._entries)
+
     def new_block(self, block: object) -> None:
         """A model starts on `block` (the agent hands every model on a source the same object):
-        the windows of earlier blocks but the latest are let go, this block's are kept for the
-        other models."""
+        the windows it completes are kept for the other models; those of earlier blocks stay
+        until its first new window (a model fed the same samples in another block object still
+        finds the latest window)."""
         if block is not self._block:
             self._block = block
-            self._entries = self._entries[-1:]  # the latest window, as without blocks
+            self._carried = True  # until this block's first new window replaces them
 
     def new_call(self) -> None:
         """A pipeline call begins: arrays matched before may have changed since."""
@@ -107,8 +113,8 @@ class SpectraCache:
         else:
             self.misses += 1
             entry = WindowSpectra(np.array(window, copy=True))
-            if self._block is None:
-                self._entries = [entry]
+            if self._carried:
+                self._entries, self._carried = [entry], self._block is None
             else:
                 self._entries.append(entry)
         self._matched = (self._call, window, entry)

@@ -63,8 +63,8 @@ def test_a_block_completing_several_windows_shares_every_one(tmp_path: Path) -> 
     models = [("vibration-fault", "motor"), ("vibration-anomaly", "motor")]
     fault, anomaly = pipelines(tmp_path / "shared", models)
     alone = [pipelines(tmp_path / name, [(name, "motor")])[0] for name, _ in models]
-    samples = generate(MachineConditions(fault="bearing_outer"), 8192 + 2 * 4096, RATE, seed=6)
-    block = SampleBlock("motor", CHANNELS, samples, 1.7e9, rate_hz=RATE)
+    samples = generate(MachineConditions(fault="bearing_outer"), 16384 + 3 * 4096, RATE, seed=6)
+    block = SampleBlock("motor", CHANNELS, samples[:16384], 1.7e9, rate_hz=RATE)
     outputs = []
     for i, pipeline in enumerate((fault, anomaly, *alone)):
         sink = JsonlSink(tmp_path / f"{i}.jsonl")
@@ -77,3 +77,10 @@ def test_a_block_completing_several_windows_shares_every_one(tmp_path: Path) -> 
     # envelope hits on each of the three windows
     assert (fault.spectra.misses, fault.spectra.hits) == (3, 3 + 9)
     assert outputs[:2] == outputs[2:]
+    # the next blocks complete one window each: the cache lets the earlier ones go
+    fault.sinks = anomaly.sinks = []
+    for first in range(16384, len(samples) - 4096 + 1, 4096):
+        chunk, t0 = samples[first : first + 4096], 1.7e9 + first / RATE
+        later = SampleBlock("motor", CHANNELS, chunk, t0, rate_hz=RATE)
+        assert fault.push(later) == anomaly.push(later) == 1
+        assert len(fault.spectra) == 1
