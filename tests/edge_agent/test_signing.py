@@ -14,7 +14,7 @@ import pytest
 from edge_agent.agent import build_pipelines
 from edge_agent.bundle import MANIFEST_FILE, MODEL_FILE
 from edge_agent.config import load_agent_config
-from edge_agent.errors import BundleError
+from edge_agent.errors import BundleError, ConfigError
 from edge_agent.runtime import model as model_module
 from edge_agent.runtime.model import load_model
 from edge_agent.signing import SIGNATURE_FILE, TrustedKeys, generate
@@ -239,3 +239,71 @@ def test_check_config_is_a_dry_run(tmp_path: Path, keys: dict[str, Path], update
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "accepted.json").exists()
     assert not (tmp_path / "store").exists()
+
+
+def test_bad_trusted_keys_are_one_config_error_naming_the_file(
+    tmp_path: Path, keys: dict[str, Path]
+) -> None:
+    """Test that a missing, a non-PEM and a non-Ed25519 trusted key file each give one
+    ConfigError line naming that file, whatever the good keys beside it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    garbage = tmp_path / "garbage.pub"
+    garbage.write_text("not a key\n")
+    ec_key = tmp_path / "ec.pub"
+    ec_key.write_bytes(
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    for bad, message in [
+        (tmp_path / "missing.pub", "cannot read a PEM public key"),
+        (garbage, "cannot read a PEM public key"),
+        (ec_key, "not an Ed25519 public key"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            TrustedKeys.load([keys["good.pub"], bad])
+        assert str(caught.value).startswith(f"trusted key {bad}: {message}")
+        assert "\n" not in str(caught.value)
+
+
+def test_a_device_without_cryptography_says_so_in_one_line(
+    tmp_path: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Test that when the verifying child cannot import cryptography (shadowed here by a
+    package that is not there), loading trusted keys is one ConfigError saying what to install."""
+    shadow = tmp_path / "shadow" / "cryptography"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'cryptography'\", name='cryptography')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(shadow.parent))
+    with pytest.raises(ConfigError, match=r"cryptography is not installed .*edge-pdm\[agent\]"):
+        TrustedKeys.load([keys["good.pub"]])
+
+
+def test_the_agent_process_never_imports_cryptography(
+    tmp_path: Path, keys: dict[str, Path]
+) -> None:
+    """Test that loading trusted keys and verifying a signed bundle, as the agent does at start,
+    leaves cryptography out of the agent's process (the check runs in a child)."""
+    import subprocess
+    import sys
+
+    bundle = signed_copy(tmp_path, keys["good"])
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from edge_agent.runtime.model import load_model\n"
+        "from edge_agent.signing import TrustedKeys\n"
+        "runner = load_model(Path(sys.argv[1]), trusted=TrustedKeys.load([Path(sys.argv[2])]))\n"
+        "print(runner.bundle.signed_by, sorted(m for m in sys.modules if 'cryptography' in m))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(bundle), str(keys["good.pub"])],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    signed_by, modules = done.stdout.strip().split(" ", 1)
+    assert len(signed_by) == 16 and modules == "[]"
