@@ -6,15 +6,16 @@ and bad signatures; the key id (the first 16 hex digits of the sha256 of the raw
 lets the refusal say which key signed.
 
 Key loading and verification run in a short-lived child (edge_agent/verifier.py), so the
-long-lived agent never imports `cryptography` (~7 MB resident); each check costs one process
-start, ~0.15 s, at start, reload and update. Signing and key generation are workstation
-commands and import it directly.
+long-lived agent never imports `cryptography` (~7 MB resident). Each check costs one process
+start (~0.1 s here) at start, reload and update; a verdict is remembered for the same bytes.
+Signing and key generation are workstation commands and import it directly.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import os
@@ -78,6 +79,19 @@ def _check(request: dict[str, object], error: type[EdgeError]) -> dict:
     return answer
 
 
+@functools.lru_cache(maxsize=64)
+def _valid(key: bytes, signature: bytes, data: bytes) -> bool:
+    """The child's verdict, remembered for these exact bytes: a reload re-reads every bundle,
+    and only a changed manifest (or key) needs another process."""
+    request = {
+        "op": "verify",
+        "key": key.hex(),
+        "signature": base64.b64encode(signature).decode(),
+        "data": base64.b64encode(data).decode(),
+    }
+    return bool(_check(request, BundleError)["valid"])
+
+
 def verify(root: Path, manifest_bytes: bytes, trusted: TrustedKeys) -> str:
     """Check `manifest.sig` against the raw manifest bytes; returns the signing key's id."""
     path = root / SIGNATURE_FILE
@@ -96,13 +110,7 @@ def verify(root: Path, manifest_bytes: bytes, trusted: TrustedKeys) -> str:
     key = trusted.keys.get(kid)
     if key is None:
         raise BundleError(f"{root}: signed by unknown key {kid} (not one of the trusted keys)")
-    request = {
-        "op": "verify",
-        "key": key.hex(),
-        "signature": base64.b64encode(blob).decode(),
-        "data": base64.b64encode(manifest_bytes).decode(),
-    }
-    if not _check(request, BundleError)["valid"]:
+    if not _valid(key, blob, manifest_bytes):
         raise BundleError(
             f"{root}: bad signature from key {kid} (manifest changed after signing, or forged)"
         )

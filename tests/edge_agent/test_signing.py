@@ -316,3 +316,28 @@ def test_a_running_agent_never_loads_cryptography(tmp_path: Path, keys: dict[str
         process.wait(timeout=30)
     assert "_pydantic_core" in maps  # the check reads this process's own mappings
     assert "cryptography" not in maps
+
+
+def test_a_verdict_is_remembered_only_for_the_same_bytes(
+    tmp_path: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Test that verifying the same signed manifest again (a reload) starts no second child,
+    while a re-signed, changed manifest is checked by a child of its own."""
+    from edge_agent import signing
+
+    requests = []
+    real = signing._check
+
+    def counted(request, error):
+        requests.append(request["op"])
+        return real(request, error)
+
+    monkeypatch.setattr(signing, "_check", counted)
+    signing._valid.cache_clear()
+    bundle = signed_copy(tmp_path, keys["good"])
+    for _ in range(2):
+        load_model(bundle, trusted=TrustedKeys.load([keys["good.pub"]]))
+    assert requests == ["keys", "verify", "keys"]
+    changed = signed_copy(tmp_path, keys["good"], "c", version="9.9.9")
+    load_model(changed, trusted=TrustedKeys.load([keys["good.pub"]]))
+    assert requests[3:] == ["keys", "verify"]
