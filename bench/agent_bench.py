@@ -452,6 +452,34 @@ def bench_process(repeats: int, settle_s: float = 2.0) -> dict[str, float]:
     return {"first_result_s": statistics.median(firsts), "rss_mb": statistics.median(rss)}
 
 
+def print_memory(memory: dict[str, dict[str, float]]) -> None:
+    """Target 5's table: the device configuration against the target, each optional part as
+    the RSS it adds or saves."""
+    device = next(iter(memory.values()))
+    print()
+    print(
+        "| RSS serving the 3 reference bundles (`edge-agent run`) | MB | vs device config "
+        "| private MB | start to first result s |"
+    )
+    print("|---|---|---|---|---|")
+    for index, (name, row) in enumerate(memory.items()):
+        mb = row["rss_mb"]
+        if index == 0:
+            versus = f"target <= {MEMORY_TARGET_MB:g} MB: {verdict(mb <= MEMORY_TARGET_MB)}"
+        else:
+            versus = f"{mb - device['rss_mb']:+.1f}"
+        print(f"| {name} | {mb:.1f} | {versus} | {row['private_mb']:.1f} | {row['first_s']:.2f} |")
+
+
+def print_imports(steps: list[tuple[str, float]]) -> None:
+    """Where the RSS goes before anything serves: each import group in the agent's order."""
+    print()
+    print("| import (one process, in the agent's order) | RSS added, MB |")
+    print("|---|---|")
+    for name, mb in steps:
+        print(f"| {name} | {mb:.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
@@ -498,27 +526,9 @@ def main() -> None:
     print("|---|---|")
     print(f"| RSS while serving | {process['rss_mb']:.1f} MB |")
     print(f"| process start to first result | {process['first_result_s']:.2f} s |")
-    memory = bench_memory(min(args.repeats, 3), args.settle_s)
-    device = next(iter(memory.values()))
-    print()
-    print(
-        "| RSS serving the 3 reference bundles (`edge-agent run`) | MB | vs device config "
-        "| private MB | start to first result s |"
-    )
-    print("|---|---|---|---|---|")
-    for index, (name, row) in enumerate(memory.items()):
-        mb = row["rss_mb"]
-        if index == 0:
-            versus = f"target <= {MEMORY_TARGET_MB:g} MB: {verdict(mb <= MEMORY_TARGET_MB)}"
-        else:
-            versus = f"{mb - device['rss_mb']:+.1f}"
-        print(f"| {name} | {mb:.1f} | {versus} | {row['private_mb']:.1f} | {row['first_s']:.2f} |")
+    print_memory(bench_memory(min(args.repeats, 3), args.settle_s))
     print_scale(bench_scale([int(n) for n in args.scale_sources.split(",")], args.scale_seconds))
-    print()
-    print("| import (one process, in the agent's order) | RSS added, MB |")
-    print("|---|---|")
-    for name, mb in bench_imports():
-        print(f"| {name} | {mb:.1f} |")
+    print_imports(bench_imports())
 
 
 if __name__ == "__main__":
