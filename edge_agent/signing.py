@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 import json
 import os
@@ -29,6 +28,8 @@ from edge_agent.errors import BundleError, ConfigError, EdgeError
 SIGNATURE_FILE = "manifest.sig"
 ALGORITHM = "ed25519"
 CHECK_TIMEOUT_S = 60.0  # one child's start, import and check; minutes would mean a hung box
+VERIFIED_KEPT = 256  # good verdicts remembered, ~100 bytes each
+_VERIFIED: dict[tuple[bytes, bytes, bytes], None] = {}  # (key, signature, sha256), oldest first
 
 
 def _serialization():
@@ -79,17 +80,24 @@ def _check(request: dict[str, object], error: type[EdgeError]) -> dict:
     return answer
 
 
-@functools.lru_cache(maxsize=64)
 def _valid(key: bytes, signature: bytes, data: bytes) -> bool:
-    """The child's verdict, remembered for these exact bytes: a reload re-reads every bundle,
-    and only a changed manifest (or key) needs another process."""
+    """The child's verdict; a good one is remembered by the manifest's sha256 (not its bytes),
+    so a reload, which re-reads every bundle, starts a child only for what changed."""
+    seen = (key, signature, hashlib.sha256(data).digest())
+    if seen in _VERIFIED:
+        return True
     request = {
         "op": "verify",
         "key": key.hex(),
         "signature": base64.b64encode(signature).decode(),
         "data": base64.b64encode(data).decode(),
     }
-    return bool(_check(request, BundleError)["valid"])
+    if not _check(request, BundleError)["valid"]:
+        return False
+    _VERIFIED[seen] = None
+    if len(_VERIFIED) > VERIFIED_KEPT:
+        del _VERIFIED[next(iter(_VERIFIED))]  # the oldest
+    return True
 
 
 def verify(root: Path, manifest_bytes: bytes, trusted: TrustedKeys) -> str:

@@ -333,7 +333,7 @@ def test_a_verdict_is_remembered_only_for_the_same_bytes(
         return real(request, error)
 
     monkeypatch.setattr(signing, "_check", counted)
-    signing._valid.cache_clear()
+    monkeypatch.setattr(signing, "_VERIFIED", {})
     bundle = signed_copy(tmp_path, keys["good"])
     for _ in range(2):
         load_model(bundle, trusted=TrustedKeys.load([keys["good.pub"]]))
