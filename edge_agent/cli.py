@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("service", help="install, upgrade or remove the systemd service (root)")
-    from edge_agent.service.install import add_arguments
+    from edge_agent.service.arguments import add_arguments
 
     add_arguments(p)
     p.set_defaults(func=_service)

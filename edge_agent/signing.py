@@ -4,6 +4,11 @@ The manifest pins the model's sha256, so a signature over the exact manifest byt
 model too. A device with trusted public keys configured refuses unsigned bundles, unknown keys
 and bad signatures; the key id (the first 16 hex digits of the sha256 of the raw public key)
 lets the refusal say which key signed.
+
+Key loading and verification run in a short-lived child (edge_agent/verifier.py), so the
+long-lived agent never imports `cryptography` (~7 MB resident). Each check costs one process
+start (~0.1 s here) at start, reload and update; a verdict is remembered for the same bytes.
+Signing and key generation are workstation commands and import it directly.
 """
 
 from __future__ import annotations
@@ -13,13 +18,18 @@ import binascii
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_agent.errors import BundleError, ConfigError
+from edge_agent.errors import BundleError, ConfigError, EdgeError
 
 SIGNATURE_FILE = "manifest.sig"
 ALGORITHM = "ed25519"
+CHECK_TIMEOUT_S = 60.0  # one child's start, import and check; minutes would mean a hung box
+VERIFIED_KEPT = 256  # good verdicts remembered, ~100 bytes each
+_VERIFIED: dict[tuple[bytes, bytes, bytes], None] = {}  # (key, signature, sha256), oldest first
 
 
 def _serialization():
@@ -35,34 +45,63 @@ def key_id(public_raw: bytes) -> str:
 
 @dataclass(frozen=True)
 class TrustedKeys:
-    """Public keys a device accepts bundles from, by key id."""
+    """Public keys a device accepts bundles from: key id -> raw 32-byte Ed25519 key."""
 
-    keys: dict[str, object]  # key id -> Ed25519PublicKey
+    keys: dict[str, bytes]
 
     @classmethod
     def load(cls, paths: list[Path]) -> TrustedKeys:
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        answer = _check({"op": "keys", "paths": [str(p) for p in paths]}, ConfigError)
+        raw = [bytes.fromhex(k) for k in answer["keys"]]
+        return cls({key_id(key): key for key in raw})
 
-        serialization = _serialization()
-        keys: dict[str, object] = {}
-        for path in paths:
-            try:
-                key = serialization.load_pem_public_key(path.read_bytes())
-            except (OSError, ValueError) as exc:
-                raise ConfigError(
-                    f"trusted key {path}: cannot read a PEM public key ({exc})"
-                ) from None
-            if not isinstance(key, Ed25519PublicKey):
-                raise ConfigError(f"trusted key {path}: not an Ed25519 public key")
-            raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-            keys[key_id(raw)] = key
-        return cls(keys)
+
+def _check(request: dict[str, object], error: type[EdgeError]) -> dict:
+    """One request to `python -m edge_agent.verifier` (see there); a refusal or a child that
+    could not answer is one `error` line."""
+    root = str(Path(__file__).resolve().parents[1])  # the child runs this very edge_agent
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "edge_agent.verifier"],
+            input=json.dumps(request).encode(),
+            capture_output=True,
+            timeout=CHECK_TIMEOUT_S,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+        answer = json.loads(done.stdout) if done.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
+        raise error(f"signature check could not run ({exc})") from None
+    if not isinstance(answer, dict):
+        lines = done.stderr.decode(errors="replace").strip().splitlines() or ["no output"]
+        raise error(f"signature check failed (exit {done.returncode}): {lines[-1]}")
+    if "error" in answer:
+        raise error(answer["error"])
+    return answer
+
+
+def _valid(key: bytes, signature: bytes, data: bytes) -> bool:
+    """The child's verdict; a good one is remembered by the manifest's sha256 (not its bytes),
+    so a reload, which re-reads every bundle, starts a child only for what changed."""
+    seen = (key, signature, hashlib.sha256(data).digest())
+    if seen in _VERIFIED:
+        return True
+    request = {
+        "op": "verify",
+        "key": key.hex(),
+        "signature": base64.b64encode(signature).decode(),
+        "data": base64.b64encode(data).decode(),
+    }
+    if not _check(request, BundleError)["valid"]:
+        return False
+    _VERIFIED[seen] = None
+    if len(_VERIFIED) > VERIFIED_KEPT:
+        del _VERIFIED[next(iter(_VERIFIED))]  # the oldest
+    return True
 
 
 def verify(root: Path, manifest_bytes: bytes, trusted: TrustedKeys) -> str:
     """Check `manifest.sig` against the raw manifest bytes; returns the signing key's id."""
-    from cryptography.exceptions import InvalidSignature
-
     path = root / SIGNATURE_FILE
     try:
         signature = json.loads(path.read_bytes())
@@ -79,12 +118,10 @@ def verify(root: Path, manifest_bytes: bytes, trusted: TrustedKeys) -> str:
     key = trusted.keys.get(kid)
     if key is None:
         raise BundleError(f"{root}: signed by unknown key {kid} (not one of the trusted keys)")
-    try:
-        key.verify(blob, manifest_bytes)  # type: ignore[attr-defined]
-    except InvalidSignature:
+    if not _valid(key, blob, manifest_bytes):
         raise BundleError(
             f"{root}: bad signature from key {kid} (manifest changed after signing, or forged)"
-        ) from None
+        )
     return kid
 
 

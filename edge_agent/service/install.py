@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_agent.errors import EdgeError
+from edge_agent.service.arguments import add_arguments
 
 UNIT = "edge-agent.service"
 USER = "edge-agent"
@@ -258,20 +259,6 @@ def execute(steps: list[Step], dry_run: bool, out: Callable[[str], None] = print
                 step.run()
             except OSError as exc:  # a file step: name the step, not a traceback
                 raise InstallError(f"{step.what}: {exc}") from exc
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["install", "uninstall"])
-    parser.add_argument("--root", default="/", help="install into this root, not the system")
-    parser.add_argument("--dry-run", action="store_true", help="print the steps, change nothing")
-    parser.add_argument("--wheelhouse", help="offline: install from wheels in this folder")
-    parser.add_argument(
-        "--system-site-packages",
-        action="store_true",
-        help="let the virtualenv use the system's packages (e.g. Debian's python3-numpy)",
-    )
-    parser.add_argument("--purge", action="store_true", help="uninstall: remove config and state")
-    parser.add_argument("--source", help="the edge-pdm checkout to install (default: this one)")
 
 
 def run(args: argparse.Namespace) -> int:

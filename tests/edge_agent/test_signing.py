@@ -14,11 +14,18 @@ import pytest
 from edge_agent.agent import build_pipelines
 from edge_agent.bundle import MANIFEST_FILE, MODEL_FILE
 from edge_agent.config import load_agent_config
-from edge_agent.errors import BundleError
+from edge_agent.errors import BundleError, ConfigError
 from edge_agent.runtime import model as model_module
 from edge_agent.runtime.model import load_model
 from edge_agent.signing import SIGNATURE_FILE, TrustedKeys, generate
-from tests.conftest import REPO_ROOT, agent_config, run_cli, signed_bundle
+from tests.conftest import (
+    REPO_ROOT,
+    agent_config,
+    run_cli,
+    signed_bundle,
+    start_agent,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -239,3 +246,98 @@ def test_check_config_is_a_dry_run(tmp_path: Path, keys: dict[str, Path], update
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "accepted.json").exists()
     assert not (tmp_path / "store").exists()
+
+
+def test_bad_trusted_keys_are_one_config_error_naming_the_file(
+    tmp_path: Path, keys: dict[str, Path]
+) -> None:
+    """Test that a missing, a non-PEM and a non-Ed25519 trusted key file each give one
+    ConfigError line naming that file, whatever the good keys beside it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    garbage = tmp_path / "garbage.pub"
+    garbage.write_text("not a key\n")
+    ec_key = tmp_path / "ec.pub"
+    ec_key.write_bytes(
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    for bad, message in [
+        (tmp_path / "missing.pub", "cannot read a PEM public key"),
+        (garbage, "cannot read a PEM public key"),
+        (ec_key, "not an Ed25519 public key"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            TrustedKeys.load([keys["good.pub"], bad])
+        assert str(caught.value).startswith(f"trusted key {bad}: {message}")
+        assert "\n" not in str(caught.value)
+
+
+def test_a_device_without_cryptography_says_so_in_one_line(
+    tmp_path: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Test that when the verifying child cannot import cryptography (shadowed here by a
+    package that is not there), loading trusted keys is one ConfigError saying what to install."""
+    shadow = tmp_path / "shadow" / "cryptography"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'cryptography'\", name='cryptography')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(shadow.parent))
+    with pytest.raises(ConfigError, match=r"cryptography is not installed .*edge-pdm\[agent\]"):
+        TrustedKeys.load([keys["good.pub"]])
+
+
+def test_a_running_agent_never_loads_cryptography(tmp_path: Path, keys: dict[str, Path]) -> None:
+    """Test that `edge-agent run` verifying a signed bundle serves results while no cryptography
+    library is mapped into its process (the checks ran in a child; ~7 MB less resident)."""
+    bundle = signed_copy(tmp_path, keys["good"])
+    out = tmp_path / "out.jsonl"
+    config = agent_config(
+        tmp_path,
+        "dev",
+        '[[sources]]\nkind = "simulator"\nid = "m"',
+        [("vibration-fault", "m")],
+        extra=f'[security]\ntrusted_keys = ["{keys["good.pub"]}"]\n'
+        f'versions_file = "{tmp_path / "accepted.json"}"\n'
+        f'[[sinks]]\nkind = "jsonl"\npath = "{out}"',
+    )
+    config.write_text(
+        config.read_text().replace(str(REPO_ROOT / "models/vibration-fault"), str(bundle))
+    )
+    process = start_agent(config)
+    try:
+        wait_until(lambda: out.exists() and out.stat().st_size > 0, 60, "a first result")
+        maps = Path(f"/proc/{process.pid}/maps").read_text()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert "_pydantic_core" in maps  # the check reads this process's own mappings
+    assert "cryptography" not in maps
+
+
+def test_a_verdict_is_remembered_only_for_the_same_bytes(
+    tmp_path: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Test that verifying the same signed manifest again (a reload) starts no second child,
+    while a re-signed, changed manifest is checked by a child of its own."""
+    from edge_agent import signing
+
+    requests = []
+    real = signing._check
+
+    def counted(request, error):
+        requests.append(request["op"])
+        return real(request, error)
+
+    monkeypatch.setattr(signing, "_check", counted)
+    monkeypatch.setattr(signing, "_VERIFIED", {})
+    bundle = signed_copy(tmp_path, keys["good"])
+    for _ in range(2):
+        load_model(bundle, trusted=TrustedKeys.load([keys["good.pub"]]))
+    assert requests == ["keys", "verify", "keys"]
+    changed = signed_copy(tmp_path, keys["good"], "c", version="9.9.9")
+    load_model(changed, trusted=TrustedKeys.load([keys["good.pub"]]))
+    assert requests[3:] == ["keys", "verify"]
