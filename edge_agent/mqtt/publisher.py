@@ -507,10 +507,12 @@ class MqttPublisher:
             sent = self._inflight.pop(mid, None)
             if sent is None:
                 self._early.add(mid)
-            else:
-                self._acked.append(sent[0])
-                self.publish_ack_ms.observe(self._age_s(sent[1]) * 1000.0)
-        self._notify()
+                return
+            self._acked.append(sent[0])
+            self.publish_ack_ms.observe(self._age_s(sent[1]) * 1000.0)
+            room = self.config.inflight - len(self._inflight)
+        if room == self._min_batch:  # acks come one at a time: wake the sender once, here
+            self._notify()
 
     def _announce_to_homeassistant(self) -> None:
         topic, payload = discovery(self.config.homeassistant_prefix, self.topics, self._birth())

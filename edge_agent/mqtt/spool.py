@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from edge_agent.clock import CLOCK, SteadyWall
+from edge_agent.mqtt.checkpoint import WalCheckpointer
 
 SCHEMA_VERSION = 1
 SYNCHRONOUS = {"always": "FULL", "normal": "NORMAL", "off": "OFF"}
@@ -109,6 +110,9 @@ class Spool:
         self._sequences: dict[str, int] = {}
         self._db, self._inode = _closed(), None
         self._id_floor = 0  # highest message id handed out by this spool
+        self.checkpointer = WalCheckpointer(
+            path, SYNCHRONOUS[fsync], self._wal_budget // 4096 // 2, self._lock, self.counters
+        )
         self._reopen()  # a disk that refuses at start is a fault like any other
 
     def _reopen(self) -> bool:
@@ -136,7 +140,10 @@ class Spool:
         page_size = db.execute("PRAGMA page_size").fetchone()[0]
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={SYNCHRONOUS[self._fsync]}")
-        db.execute(f"PRAGMA wal_autocheckpoint={max(8, self._wal_budget // page_size // 2)}")
+        # The checkpointer restarts the log at half the budget; commits checkpoint themselves
+        # only at three quarters, i.e. only when it cannot keep up or fails.
+        frames = self.checkpointer.max_frames = max(8, self._wal_budget // page_size // 2)
+        db.execute(f"PRAGMA wal_autocheckpoint={frames + frames // 2}")
         db.execute(f"PRAGMA journal_size_limit={self._wal_budget // 2}")
         db.executescript(
             "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -242,6 +249,7 @@ class Spool:
         self._db.execute("COMMIT")
         self._acknowledged(removed)
         self.counters["spooled"] += len(admitted)
+        self.checkpointer.poke()
 
     def _make_room(self, row: Row) -> bool:
         """Apply the full policy inside the open transaction and count `row` in; False if it
@@ -472,6 +480,7 @@ class Spool:
         return max(0, self.count - len(self._undeleted))
 
     def close(self) -> None:
+        self.checkpointer.close()
         self.commit()
         with self._lock, contextlib.suppress(sqlite3.Error):
             self._db.close()
