@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from edge_agent import __version__, telemetry
+from edge_agent import __version__, heap, telemetry
 from edge_agent.clock import CLOCK
 from edge_agent.config import AgentConfig, load_agent_config
 from edge_agent.config.metrics import MetricsConfig
@@ -376,6 +376,7 @@ class Agent:
 
     def models_changed(self) -> None:
         """Re-announce what the device runs (status, Home Assistant) after a model change."""
+        heap.settle()
         for sink in self.sinks:
             if isinstance(sink, PublishesHealth):
                 sink.publish_status(models_changed=True)
@@ -528,6 +529,7 @@ class Agent:
     def _run(self) -> int:
         self.sources.start()
         self._wait_first_attempts(READY_WAIT_S)
+        heap.settle()
         self.notifier.ready(self.status_line())
         exhausted = False
         while not self.stop_event.is_set():
