@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from edge_agent import heap  # noqa: E402
 from edge_agent.config.models import AlarmConfig  # noqa: E402
 from edge_agent.config.mqtt import MqttConfig  # noqa: E402
 from edge_agent.config.sinks import MqttSinkConfig  # noqa: E402
@@ -302,7 +303,9 @@ def _backlog_left(publisher: MqttPublisher, n: int) -> bool:
 
 def backlog(broker: Broker, n: int) -> dict[str, float]:
     """Spool n results with the broker down, start it, time the drain while about 100 live
-    results/s keep coming; live latency is measured by a subscriber in its own process."""
+    results/s keep coming; live latency is measured by a subscriber in its own process. This
+    process plays the agent, so its heap is settled as the agent's is once serving."""
+    heap.settle()
     folder = Path(tempfile.mkdtemp())
     publisher = _publisher(broker.port, folder)
     for first in range(1, n + 1, 1000):
@@ -341,7 +344,10 @@ def backlog(broker: Broker, n: int) -> dict[str, float]:
 
 
 def latency(port: int, rate: float, seconds: float) -> tuple[float, float, int]:
-    """Sensor row published -> its RUL result received (p50, p99 ms), agent in its own process."""
+    """Sensor row published -> its RUL result received (p50, p99 ms), agent in its own process.
+    The heap of this process (the sensor and the subscriber) is settled first, so a full
+    collection of the bench's own objects does not pause the timestamping."""
+    heap.settle()
     from edge_agent.runtime import load_model
 
     manifest = load_model(ROOT / "models/cmapss-fd001-rul").manifest
@@ -482,35 +488,52 @@ def main() -> None:
     broker = Broker(Path(tempfile.mkdtemp()), listeners=UNBOUNDED)
     broker.start()
     try:
-        lat = {r: latency(broker.port, r, args.latency_seconds) for r in (100.0, 1000.0)}
+        runs = {
+            r: [latency(broker.port, r, args.latency_seconds) for _ in range(args.repeats)]
+            for r in (100.0, 1000.0)
+        }
     finally:
         broker.stop()
     print()
     print(
-        "| sensor row published -> result at subscriber (RUL model, MQTT in and out) | "
-        "p50 ms | p99 ms | results | target |"
+        f"| sensor row published -> result at subscriber (RUL model, MQTT in and out; medians "
+        f"of {args.repeats} runs) | p50 ms | p99 ms | results per run | target |"
     )
     print("|---|---|---|---|---|")
-    for r, (p50, p99, count) in lat.items():
+    for r, measured in runs.items():
+        p50 = statistics.median(m[0] for m in measured)
+        p99 = statistics.median(m[1] for m in measured)
         target = "-"
         if r == 1000.0:
             target = f"p99 <= {LATENCY_TARGET_MS:g} ms: {verdict(p99 <= LATENCY_TARGET_MS)}"
-        print(f"| {r:,.0f} windows/s | {p50:.1f} | {p99:.1f} | {count} | {target} |")
-    broker = Broker(Path(tempfile.mkdtemp()), listeners=UNBOUNDED)
-    try:
-        drain = backlog(broker, args.backlog)
-    finally:
-        broker.stop()
+        spread = ", ".join(f"{m[1]:.1f}" for m in measured)
+        print(
+            f"| {r:,.0f} windows/s | {p50:.1f} | {p99:.1f} (runs: {spread}) | "
+            f"{min(m[2] for m in measured)} | {target} |"
+        )
+    drains = []
+    for _ in range(args.repeats):
+        broker = Broker(Path(tempfile.mkdtemp()), listeners=UNBOUNDED)
+        try:
+            drains.append(backlog(broker, args.backlog))
+        finally:
+            broker.stop()
+    drain = {key: statistics.median(d[key] for d in drains) for key in drains[0]}
     print()
-    print(f"| backlog of {args.backlog:,} results after an outage | value | target |")
+    print(
+        f"| backlog of {args.backlog:,} results after an outage (medians of {args.repeats} runs)"
+        " | value | target |"
+    )
     print("|---|---|---|")
     rate, p99 = drain["rate"], drain["live_p99_ms"]
+    rates = ", ".join(f"{d['rate']:,.0f}" for d in drains)
     print(
-        f"| drain rate | {rate:,.0f} msg/s | >= {DRAIN_TARGET:,}: {verdict(rate >= DRAIN_TARGET)} |"
+        f"| drain rate | {rate:,.0f} msg/s | >= {DRAIN_TARGET:,}: "
+        f"{verdict(rate >= DRAIN_TARGET)} (runs: {rates}) |"
     )
     print(
         f"| live results during the drain (about 100/s), latency p50 / p99 | "
-        f"{drain['live_p50_ms']:.1f} / {p99:.1f} ms ({drain['live_count']} results) | "
+        f"{drain['live_p50_ms']:.1f} / {p99:.1f} ms ({drain['live_count']:.0f} results) | "
         f"p99 <= {LIVE_TARGET_MS:g} ms: {verdict(p99 <= LIVE_TARGET_MS)} |"
     )
 
