@@ -99,6 +99,7 @@ def bare_paho(
     agent's protocol (v5), in-flight window (256) and payloads, a counting subscriber in its own
     process; and how many that subscriber got. `paho_window=False`: the caller keeps the
     window and paho's own limit is off, as the agent's publisher does."""
+    heap.settle()  # every side starts from a settled heap, as the agent serves
     if payloads is None:
         payloads = [orjson.dumps(_result(seq).payload(1.7e9)) for seq in range(1, n + 1)]
     sink = CountingSubscriber(port, "bench/bare", n)
@@ -149,6 +150,7 @@ def _wait_empty(publisher: MqttPublisher, timeout: float) -> None:
 def publisher_rate(port: int, n: int, fsync: str, block: int = 50) -> tuple[float, int]:
     """Results per second spooled, published and acknowledged (the same protocol, in-flight
     window and subscriber as `bare_paho`); and how many the subscriber got."""
+    heap.settle()  # every side starts from a settled heap, as the agent serves
     folder = Path(tempfile.mkdtemp())
     sink = CountingSubscriber(port, "pdm/bench/+/result", n)
     publisher = _publisher(port, folder, fsync)
@@ -199,6 +201,7 @@ def delivery_cost(port: int, n: int) -> dict[str, float]:
     """What MQTT adds per result in the agent (the C-MAPSS pipeline with the MQTT sink, until
     every result is acknowledged, minus the same pipeline with the JSON-lines sink), against
     bare paho's per-message cost for the same payloads, protocol, window and subscriber."""
+    heap.settle()  # every side starts from a settled heap, as the agent serves
     runner, blocks = rul_replay(n)
     captured = ListSink()
     agent_pass(runner, blocks, captured)
