@@ -5,8 +5,9 @@ and fsyncs both: a 10-20 ms stall of the agent thread every few hundred commits 
 on an SD card), which every result queued behind it waits out. Here a PASSIVE checkpoint runs
 shortly after commits without blocking them; only when the log has grown past its limit does a
 RESTART (so the next commit starts the log from the beginning) take the spool's lock, and by
-then nearly everything is copied: 1-5 ms. SQLite's own checkpoint stays on as a safety net
-at 1.5 times the limit, so a checkpointer that keeps failing can never let the log grow unbounded.
+then nearly everything is copied: 1-5 ms. Past 1.5 times the limit a commit restarts the log
+itself (Spool._bound_log), so a checkpointer that falls behind or keeps failing can never let
+the log outgrow its share of the cap.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class WalCheckpointer:
         self.counters = counters  # the spool's: checkpoints, wal_restarts, checkpoint_failures
         self.fault: str | None = None  # why the last checkpoint failed; None after a success
         self._lock = lock  # the spool's: a RESTART must not interleave with its transactions
+        # Held while a checkpoint runs, so the spool's own RESTART (Spool._bound_log) waits for
+        # one in progress instead of being refused. Order: the spool's lock first, then this.
+        self.running = threading.Lock()
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name="spool-checkpoint", daemon=True)
         self._thread.start()
@@ -76,9 +80,10 @@ class WalCheckpointer:
         with contextlib.closing(sqlite3.connect(uri, uri=True, isolation_level=None)) as db:
             db.execute(f"PRAGMA synchronous={self.synchronous}")
             # fetchall: a statement left unfinished would hold a read mark and pin the log
-            _busy, frames, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0]
+            with self.running:
+                passive = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0]
             self.counters["checkpoints"] += 1
-            if frames > self.max_frames:
-                with self._lock:
+            if passive[1] > self.max_frames:  # frames in the log
+                with self._lock, self.running:
                     db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
                 self.counters["wal_restarts"] += 1

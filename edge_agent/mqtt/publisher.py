@@ -511,7 +511,10 @@ class MqttPublisher:
             self._acked.append(sent[0])
             self.publish_ack_ms.observe(self._age_s(sent[1]) * 1000.0)
             room = self.config.inflight - len(self._inflight)
-        if room == self._min_batch:  # acks come one at a time: wake the sender once, here
+        # Acks come one at a time: wake the sender once when they free the room it waits for,
+        # and when the last one empties the window, so acknowledged rows are handed to the
+        # spool (deleted, never re-sent as backlog) without waiting for the next result.
+        if room == self._min_batch or room == self.config.inflight:
             self._notify()
 
     def _announce_to_homeassistant(self) -> None:

@@ -113,6 +113,7 @@ class Spool:
         self.checkpointer = WalCheckpointer(
             path, SYNCHRONOUS[fsync], self._wal_budget // 4096 // 2, self._lock, self.counters
         )
+        self._wal_max_bytes = self._wal_budget
         self._reopen()  # a disk that refuses at start is a fault like any other
 
     def _reopen(self) -> bool:
@@ -140,10 +141,11 @@ class Spool:
         page_size = db.execute("PRAGMA page_size").fetchone()[0]
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={SYNCHRONOUS[self._fsync]}")
-        # The checkpointer restarts the log at half the budget; commits checkpoint themselves
-        # only at three quarters, i.e. only when it cannot keep up or fails.
+        # The checkpointer restarts the log at half the budget; a commit restarts it itself
+        # only past three quarters (`_bound_log`), i.e. when the checkpointer cannot keep up.
         frames = self.checkpointer.max_frames = max(8, self._wal_budget // page_size // 2)
-        db.execute(f"PRAGMA wal_autocheckpoint={frames + frames // 2}")
+        self._wal_max_bytes = (frames + frames // 2) * page_size
+        db.execute("PRAGMA wal_autocheckpoint=0")
         db.execute(f"PRAGMA journal_size_limit={self._wal_budget // 2}")
         db.executescript(
             "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -250,6 +252,19 @@ class Spool:
         self._acknowledged(removed)
         self.counters["spooled"] += len(admitted)
         self.checkpointer.poke()
+        self._bound_log()
+
+    def _bound_log(self) -> None:
+        """The safety net under the checkpointer: restart the log from this thread once it has
+        grown past its bound (SQLite's own autocheckpoint would be skipped while the
+        checkpointer holds the checkpoint lock, and the log would grow past the cap)."""
+        try:
+            if os.stat(f"{self.path}-wal").st_size > self._wal_max_bytes:
+                with self.checkpointer.running:  # the spool's lock is held: the same order
+                    self._db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                self.counters["wal_restarts_by_commit"] += 1
+        except (OSError, sqlite3.Error):  # the transaction is committed: nothing to undo
+            self.counters["checkpoint_failures"] += 1
 
     def _make_room(self, row: Row) -> bool:
         """Apply the full policy inside the open transaction and count `row` in; False if it
@@ -451,6 +466,8 @@ class Spool:
                 self._fail(exc)
                 return
             self._acknowledged(removed)
+            self.checkpointer.poke()
+            self._bound_log()
 
     def _remove(self, ids: list[int]) -> int:
         """Delete rows inside the open transaction; returns how many there were. Acknowledged
