@@ -437,8 +437,10 @@ class MqttPublisher:
             self.recovery.confirmed()
             log.warning("broker refused connection", extra={"reason": str(reason)})
             return
-        self._publish_untracked(self.topics.status, orjson.dumps(self._birth()), qos=1, retain=True)
+        # Subscribed before the birth: the broker handles one client's packets in order, so
+        # whoever sees "online" can send a command at once and it is not lost.
         client.subscribe(self.topics.commands, qos=1)
+        self._publish_untracked(self.topics.status, orjson.dumps(self._birth()), qos=1, retain=True)
         while self._health_backlog:
             self._publish_untracked(self.topics.health_event, self._health_backlog.popleft(), 1)
         if self.config.homeassistant:
