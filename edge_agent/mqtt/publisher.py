@@ -146,6 +146,7 @@ class MqttPublisher:
         # our locks is ever held while calling into paho. `_cond` is only for waiting;
         # `_ack_lock` guards the in-flight bookkeeping and the cursors.
         self._cond = threading.Condition()
+        self._sending = threading.Lock()  # one thread at a time runs _send_batch
         self._ack_lock = threading.Lock()
         self._inflight: dict[int, tuple[int, float]] = {}  # paho mid -> (spool id, put time)
         self.publish_ack_ms = Histogram()  # spool put -> PUBACK, written under _ack_lock
@@ -322,7 +323,27 @@ class MqttPublisher:
             self._urgent_waiting = False
             self._next_commit = now + self.config.commit_interval_s
             self.spool.commit()
-            self._notify()
+            if not self._send_here():
+                self._notify()
+
+    def _send_here(self) -> bool:
+        """Offer what was just committed from this (the agent's) thread when the sender is idle:
+        one thread hand-off less between a result and the broker. Live messages only: a
+        backlog stays the sender's. False leaves the rest to the sender (busy, no connection,
+        a backlog or anything else left unsent)."""
+        if not self._connected or not self._sending.acquire(blocking=False):
+            return False
+        try:
+            self._send_batch(live_only=True)
+            self._delete_acked()
+        except Exception:  # the sender retries it; counted and logged as the sender's own
+            self.counters["faults:sender"] += 1
+            if self.limiter.allow("fault:sender"):
+                log.exception("sender error; retrying", extra={"where": "mqtt sender"})
+            return False
+        finally:
+            self._sending.release()
+        return not self._unsent()
 
     @property
     def metrics_interval_s(self) -> float:
@@ -580,8 +601,9 @@ class MqttPublisher:
                     return
                 self._news = False
             try:
-                more = self._send_batch()
-                self._delete_acked()
+                with self._sending:  # the agent's thread may send too (_send_here)
+                    more = self._send_batch()
+                    self._delete_acked()
             except Exception:  # counted and logged; the supervisor sees the sender alive
                 self.counters["faults:sender"] += 1
                 if self.limiter.allow("fault:sender"):
@@ -598,7 +620,7 @@ class MqttPublisher:
             self._news = True
             self._cond.notify_all()
 
-    def _send_batch(self) -> int:
+    def _send_batch(self, live_only: bool = False) -> int:
         """Publish up to the free in-flight room: live and backlog share it when both wait."""
         with self._ack_lock:
             room = self.config.inflight - len(self._inflight)
@@ -608,7 +630,7 @@ class MqttPublisher:
         if room <= 0:
             return 0
         live = self.spool.fetch(live_after, room)
-        backlog = self.spool.fetch(backlog_after, room, boundary)
+        backlog = [] if live_only else self.spool.fetch(backlog_after, room, boundary)
         if live and backlog:
             live = live[: max(1, room // 2)]
             backlog = backlog[: room - len(live)]
