@@ -152,30 +152,35 @@ def test_the_cli_signs_and_check_model_verifies(tmp_path: Path) -> None:
     assert "unknown key" in refused.stderr
 
 
+def _signed_config(tmp_path: Path, keys: dict[str, Path], bundle: Path, extra: str = "") -> Path:
+    """An agent config serving `bundle` as the simulator's vibration-fault model, with the
+    good key trusted and accepted versions kept in tmp_path; `extra` TOML after that."""
+    path = agent_config(
+        tmp_path,
+        "dev",
+        '[[sources]]\nkind = "simulator"\nid = "m"',
+        [("vibration-fault", "m")],
+        extra=f'[security]\ntrusted_keys = ["{keys["good.pub"]}"]\n'
+        f'versions_file = "{tmp_path / "accepted.json"}"\n{extra}',
+    )
+    path.write_text(
+        path.read_text().replace(str(REPO_ROOT / "models/vibration-fault"), str(bundle))
+    )
+    return path
+
+
 def test_anti_rollback_across_restarts(tmp_path: Path, keys: dict[str, Path]) -> None:
     """Test that once 1.0.1 was accepted, a signed 1.0.0 and a different signed 1.0.1 are
     refused, the same 1.0.1 loads again (a restart), and 1.0.2 goes forward."""
 
-    def config_for(bundle: Path) -> Path:
-        path = agent_config(
-            tmp_path,
-            "dev",
-            '[[sources]]\nkind = "simulator"\nid = "m"',
-            [("vibration-fault", "m")],
-            extra=f'[security]\ntrusted_keys = ["{keys["good.pub"]}"]\n'
-            f'versions_file = "{tmp_path / "accepted.json"}"',
-        )
-        path.write_text(
-            path.read_text().replace(str(REPO_ROOT / "models/vibration-fault"), str(bundle))
-        )
-        return path
-
     v101 = signed_copy(tmp_path, keys["good"], "v101", version="1.0.1")
-    build_pipelines(load_agent_config(config_for(v101)))
-    build_pipelines(load_agent_config(config_for(v101)))  # the same bundle after a restart
+    build_pipelines(load_agent_config(_signed_config(tmp_path, keys, v101)))
+    build_pipelines(
+        load_agent_config(_signed_config(tmp_path, keys, v101))
+    )  # the same bundle after a restart
     older = signed_copy(tmp_path, keys["good"], "v100", version="1.0.0")
     with pytest.raises(BundleError, match="anti-rollback"):
-        build_pipelines(load_agent_config(config_for(older)))
+        build_pipelines(load_agent_config(_signed_config(tmp_path, keys, older)))
     # other model bytes under the same name and version number
     other = signed_copy(
         tmp_path,
@@ -186,9 +191,9 @@ def test_anti_rollback_across_restarts(tmp_path: Path, keys: dict[str, Path]) ->
         version="1.0.1",
     )
     with pytest.raises(BundleError, match="anti-rollback"):
-        build_pipelines(load_agent_config(config_for(other)))
+        build_pipelines(load_agent_config(_signed_config(tmp_path, keys, other)))
     newer = signed_copy(tmp_path, keys["good"], "v102", version="1.0.2")
-    build_pipelines(load_agent_config(config_for(newer)))
+    build_pipelines(load_agent_config(_signed_config(tmp_path, keys, newer)))
     assert (
         json.loads((tmp_path / "accepted.json").read_text())["vibration-fault"]["version"]
         == "1.0.2"
@@ -202,22 +207,12 @@ def test_a_refused_bundle_at_reload_leaves_the_running_model_serving(
     running pipeline (same object, same verified key)."""
     from edge_agent.agent import Agent
 
-    good = signed_copy(tmp_path, keys["good"], "good")
-    config = agent_config(
-        tmp_path,
-        "dev",
-        '[[sources]]\nkind = "simulator"\nid = "m"',
-        [("vibration-fault", "m")],
-        extra=f'[security]\ntrusted_keys = ["{keys["good.pub"]}"]\n'
-        f'versions_file = "{tmp_path / "accepted.json"}"',
-    )
-    text = config.read_text()
-    config.write_text(text.replace(str(REPO_ROOT / "models/vibration-fault"), str(good)))
+    config = _signed_config(tmp_path, keys, signed_copy(tmp_path, keys["good"], "good"))
     agent = Agent(load_agent_config(config), config)
     running = agent.pipelines[0]
     bad = signed_copy(tmp_path, keys["good"], "bad")
     _edit_manifest(bad)
-    config.write_text(text.replace(str(REPO_ROOT / "models/vibration-fault"), str(bad)))
+    _signed_config(tmp_path, keys, bad)  # the same file, now naming the tampered bundle
     reply = agent.reload()
     assert reply["ok"] is False and "bad signature" in reply["error"]
     assert agent.pipelines[0] is running and running.runner.bundle.signed_by is not None
@@ -231,17 +226,7 @@ def test_check_config_is_a_dry_run(tmp_path: Path, keys: dict[str, Path], update
     versions file and (with updates on) no model store."""
     bundle = signed_copy(tmp_path, keys["good"], "b")
     store = f'[updates]\nenabled = true\nstore_dir = "{tmp_path / "store"}"\n' if updates else ""
-    config = agent_config(
-        tmp_path,
-        "dev",
-        '[[sources]]\nkind = "simulator"\nid = "m"',
-        [("vibration-fault", "m")],
-        extra=f'[security]\ntrusted_keys = ["{keys["good.pub"]}"]\n'
-        f'versions_file = "{tmp_path / "accepted.json"}"\n{store}',
-    )
-    config.write_text(
-        config.read_text().replace(str(REPO_ROOT / "models/vibration-fault"), str(bundle))
-    )
+    config = _signed_config(tmp_path, keys, bundle, store)
     result = run_cli("check-config", str(config))
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "accepted.json").exists()
@@ -295,18 +280,7 @@ def test_a_running_agent_never_loads_cryptography(tmp_path: Path, keys: dict[str
     library is mapped into its process (the checks ran in a child; ~7 MB less resident)."""
     bundle = signed_copy(tmp_path, keys["good"])
     out = tmp_path / "out.jsonl"
-    config = agent_config(
-        tmp_path,
-        "dev",
-        '[[sources]]\nkind = "simulator"\nid = "m"',
-        [("vibration-fault", "m")],
-        extra=f'[security]\ntrusted_keys = ["{keys["good.pub"]}"]\n'
-        f'versions_file = "{tmp_path / "accepted.json"}"\n'
-        f'[[sinks]]\nkind = "jsonl"\npath = "{out}"',
-    )
-    config.write_text(
-        config.read_text().replace(str(REPO_ROOT / "models/vibration-fault"), str(bundle))
-    )
+    config = _signed_config(tmp_path, keys, bundle, f'[[sinks]]\nkind = "jsonl"\npath = "{out}"')
     process = start_agent(config)
     try:
         wait_until(lambda: out.exists() and out.stat().st_size > 0, 60, "a first result")
