@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -287,14 +288,7 @@ def build(data: TableData, task: str, window: int, hop: int, rul_cap: float) -> 
         if not tags:
             longest = max((len(p[0]) for p in parts[name]), default=0)
             raise _no_window(data, breaks, train_files, name, window, longest)
-        return Split(
-            np.concatenate(chunks).astype(np.float32),
-            _targets(data, tags, labels),
-            tags,
-            runs=np.concatenate(runs),
-            streams=np.concatenate(streams),
-            rows=np.concatenate(rows),
-        )
+        return _windowed_split(data, labels, tags, chunks, runs, streams, rows)
 
     train = windows_of("train")
     test = _test_split(data, pieces, window, hop, labels, breaks, test_files or train_files)
@@ -333,6 +327,29 @@ def _targets(data: TableData, tags: list[str], labels: list[str] | None) -> np.n
     if labels is None:
         return np.array([int(t != data.normal_label) for t in tags])
     return np.array([labels.index(t) for t in tags])
+
+
+def _windowed_split(
+    data: TableData,
+    labels: list[str] | None,
+    tags: list[str],
+    chunks: list[np.ndarray],
+    runs: list[np.ndarray],
+    streams: list[np.ndarray],
+    rows: list[np.ndarray],
+    **more: Any,
+) -> Split:
+    """A split from its pieces' windows (float32, the features' input) and per-window runs,
+    streams and last rows; `more`: the test split's fields."""
+    return Split(
+        np.concatenate(chunks).astype(np.float32),
+        _targets(data, tags, labels),
+        tags,
+        runs=np.concatenate(runs),
+        streams=np.concatenate(streams),
+        rows=np.concatenate(rows),
+        **more,
+    )
 
 
 def _no_window(
@@ -387,13 +404,14 @@ def _test_split(
         unknown = sorted(set(tags) - set(labels))
         if unknown:
             raise DataError(_label(files), f"labels {unknown} not in training data")
-    return Split(
-        np.concatenate(chunks).astype(np.float32),
-        _targets(data, tags, labels),
+    return _windowed_split(
+        data,
+        labels,
         tags,
-        runs=np.concatenate(runs),
-        streams=np.concatenate(streams),
-        rows=np.concatenate(rows),
+        chunks,
+        runs,
+        streams,
+        rows,
         scored=None if evaluated.all() else evaluated,
         starts=np.concatenate(starts),
         ends=np.concatenate(ends),
