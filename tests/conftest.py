@@ -30,22 +30,25 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_RATE = 1000.0
 
 
+def _shared_data(variable: str, name: str, marker: str, what: str) -> Path:
+    """$variable, else ../shared/data/<name> beside the checkout (as in CI); a missing
+    `marker` file fails the test, naming the folder and the variable."""
+    directory = Path(os.environ.get(variable, REPO_ROOT.parent / "shared" / "data" / name))
+    if not (directory / marker).is_file():
+        pytest.fail(f"{what} not found in {directory}; set {variable}")
+    return directory
+
+
 @pytest.fixture(scope="session")
 def cmapss_dir() -> Path:
     """The C-MAPSS files: $CMAPSS_DIR, else ../shared/data/cmapss beside the checkout (as in CI)."""
-    directory = Path(os.environ.get("CMAPSS_DIR", REPO_ROOT.parent / "shared" / "data" / "cmapss"))
-    if not (directory / "train_FD001.txt").is_file():
-        pytest.fail(f"C-MAPSS FD001 not found in {directory}; set CMAPSS_DIR")
-    return directory
+    return _shared_data("CMAPSS_DIR", "cmapss", "train_FD001.txt", "C-MAPSS FD001")
 
 
 @pytest.fixture(scope="session")
 def nab_dir() -> Path:
     """NAB recordings and windows.json: $NAB_DIR, else ../shared/data/nab beside the checkout."""
-    directory = Path(os.environ.get("NAB_DIR", REPO_ROOT.parent / "shared" / "data" / "nab"))
-    if not (directory / "windows.json").is_file():
-        pytest.fail(f"NAB recordings not found in {directory}; set NAB_DIR")
-    return directory
+    return _shared_data("NAB_DIR", "nab", "windows.json", "NAB recordings")
 
 
 def write_labelled_csv(path: Path, seed: int, seconds_per_label: float = 4.0) -> Path:
