@@ -6,7 +6,7 @@ on an SD card), which every result queued behind it waits out. Here a PASSIVE ch
 shortly after commits without blocking them; only when the log has grown past its limit does a
 RESTART (so the next commit starts the log from the beginning) take the spool's lock, and by
 then nearly everything is copied: 1-5 ms. Past 1.5 times the limit a commit restarts the log
-itself (Spool._bound_log), so a checkpointer that falls behind or keeps failing can never let
+itself (Spool._log_written), so a checkpointer that falls behind or keeps failing can never let
 the log outgrow its share of the cap.
 """
 
@@ -26,18 +26,14 @@ DELAY_S = 0.05  # after a commit, wait this long so one checkpoint covers many c
 
 class WalCheckpointer:
     def __init__(
-        self,
-        path: Path,
-        synchronous: str,
-        max_frames: int,
-        lock: threading.RLock,
-        counters: Counter[str],
+        self, path: Path, synchronous: str, lock: threading.RLock, counters: Counter[str]
     ) -> None:
-        self.path, self.synchronous, self.max_frames = path, synchronous, max_frames
+        self.path, self.synchronous = path, synchronous
+        self.max_frames = 0  # frames the log may hold before a RESTART; set by the spool
         self.counters = counters  # the spool's: checkpoints, wal_restarts, checkpoint_failures
         self.fault: str | None = None  # why the last checkpoint failed; None after a success
         self._lock = lock  # the spool's: a RESTART must not interleave with its transactions
-        # Held while a checkpoint runs, so the spool's own RESTART (Spool._bound_log) waits for
+        # Held while a checkpoint runs, so the spool's own RESTART (Spool._log_written) waits for
         # one in progress instead of being refused. Order: the spool's lock first, then this.
         self.running = threading.Lock()
         self._wake, self._stop = threading.Event(), threading.Event()
@@ -61,7 +57,7 @@ class WalCheckpointer:
             self._wake.clear()
             try:
                 self.checkpoint()
-            except (sqlite3.Error, OSError) as exc:  # the writer's autocheckpoint still holds
+            except (sqlite3.Error, OSError) as exc:  # Spool._log_written still bounds the log
                 self.counters["checkpoint_failures"] += 1
                 if self.fault is None:
                     log.warning(

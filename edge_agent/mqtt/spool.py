@@ -110,10 +110,8 @@ class Spool:
         self._sequences: dict[str, int] = {}
         self._db, self._inode = _closed(), None
         self._id_floor = 0  # highest message id handed out by this spool
-        self.checkpointer = WalCheckpointer(
-            path, SYNCHRONOUS[fsync], self._wal_budget // 4096 // 2, self._lock, self.counters
-        )
-        self._wal_max_bytes = self._wal_budget
+        self.checkpointer = WalCheckpointer(path, SYNCHRONOUS[fsync], self._lock, self.counters)
+        self._limit_log(4096)  # SQLite's default page size, until a file is open
         self._reopen()  # a disk that refuses at start is a fault like any other
 
     def _reopen(self) -> bool:
@@ -123,6 +121,12 @@ class Spool:
         except (sqlite3.Error, OSError) as exc:
             self._fail(exc)
             return False
+
+    def _limit_log(self, page_size: int) -> None:
+        """The checkpointer restarts the log at half its budget; a commit restarts it itself
+        only past three quarters (`_log_written`), i.e. when the checkpointer cannot keep up."""
+        frames = self.checkpointer.max_frames = max(8, self._wal_budget // page_size // 2)
+        self._wal_max_bytes = (frames + frames // 2) * page_size
 
     @staticmethod
     def wal_budget(max_bytes: int) -> int:
@@ -141,11 +145,8 @@ class Spool:
         page_size = db.execute("PRAGMA page_size").fetchone()[0]
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={SYNCHRONOUS[self._fsync]}")
-        # The checkpointer restarts the log at half the budget; a commit restarts it itself
-        # only past three quarters (`_bound_log`), i.e. when the checkpointer cannot keep up.
-        frames = self.checkpointer.max_frames = max(8, self._wal_budget // page_size // 2)
-        self._wal_max_bytes = (frames + frames // 2) * page_size
-        db.execute("PRAGMA wal_autocheckpoint=0")
+        self._limit_log(page_size)
+        db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job (_log_written)
         db.execute(f"PRAGMA journal_size_limit={self._wal_budget // 2}")
         db.executescript(
             "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -251,18 +252,21 @@ class Spool:
         self._db.execute("COMMIT")
         self._acknowledged(removed)
         self.counters["spooled"] += len(admitted)
-        self.checkpointer.poke()
-        self._bound_log()
+        self._log_written()
 
-    def _bound_log(self) -> None:
-        """The safety net under the checkpointer: restart the log from this thread once it has
-        grown past its bound (SQLite's own autocheckpoint would be skipped while the
-        checkpointer holds the checkpoint lock, and the log would grow past the cap)."""
+    def _log_written(self) -> None:
+        """After a transaction: wake the checkpointer, and, as the safety net under it, restart
+        the log from this thread once it has grown past its bound (SQLite's own
+        autocheckpoint would be skipped while the checkpointer runs, and the log would grow
+        past the cap)."""
+        self.checkpointer.poke()
         try:
             if os.stat(f"{self.path}-wal").st_size > self._wal_max_bytes:
                 with self.checkpointer.running:  # the spool's lock is held: the same order
                     self._db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
                 self.counters["wal_restarts_by_commit"] += 1
+        except FileNotFoundError:
+            pass  # no log: nothing to bound
         except (OSError, sqlite3.Error):  # the transaction is committed: nothing to undo
             self.counters["checkpoint_failures"] += 1
 
@@ -466,8 +470,7 @@ class Spool:
                 self._fail(exc)
                 return
             self._acknowledged(removed)
-            self.checkpointer.poke()
-            self._bound_log()
+            self._log_written()
 
     def _remove(self, ids: list[int]) -> int:
         """Delete rows inside the open transaction; returns how many there were. Acknowledged
