@@ -337,9 +337,7 @@ class MqttPublisher:
             self._send_batch(live_only=True)
             self._delete_acked()
         except Exception:  # the sender retries it; counted and logged as the sender's own
-            self.counters["faults:sender"] += 1
-            if self.limiter.allow("fault:sender"):
-                log.exception("sender error; retrying", extra={"where": "mqtt sender"})
+            self._sender_fault()
             return False
         finally:
             self._sending.release()
@@ -605,15 +603,19 @@ class MqttPublisher:
                     more = self._send_batch()
                     self._delete_acked()
             except Exception:  # counted and logged; the supervisor sees the sender alive
-                self.counters["faults:sender"] += 1
-                if self.limiter.allow("fault:sender"):
-                    log.exception("sender error; retrying", extra={"where": "mqtt sender"})
+                self._sender_fault()
                 with self._cond:
                     self._cond.wait(1.0)
                 more = True
             if more:
                 with self._cond:  # there may be more: look again without waiting
                     self._news = True
+
+    def _sender_fault(self) -> None:
+        """Count and log (rate-limited, with the trace) an unexpected error while sending."""
+        self.counters["faults:sender"] += 1
+        if self.limiter.allow("fault:sender"):
+            log.exception("sender error; retrying", extra={"where": "mqtt sender"})
 
     def _notify(self) -> None:
         with self._cond:
